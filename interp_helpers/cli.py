@@ -1,0 +1,134 @@
+"""`workbook`: list, run, sweep and run-all the workbook's notebooks.
+
+Bad input (unknown notebook, unknown parameter, a value that does not parse as the
+parameter's declared type) is reported in one line with the valid choices, exit
+code 2, before any kernel starts. Range checks live in each notebook's first cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from interp_helpers.catalog import CatalogError, NotebookInfo, find_notebook, list_notebooks, read_notebook_info
+
+USAGE_ERROR = 2
+
+
+def _parameter_args(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help=help_text
+    )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbook", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="notebooks, what they show, and their parameters")
+
+    run = sub.add_parser("run", help="execute one notebook (papermill) with parameters")
+    run.add_argument("notebook", help="'01', a file name, or a path")
+    _parameter_args(run, "set a parameter (typed as the notebook declares it); repeatable")
+    run.add_argument("--fast", action="store_true", help="set fast=True (the test-suite mode)")
+    run.add_argument("--out", type=Path, help="output folder (default: runs/<timestamp>)")
+
+    run_all = sub.add_parser("run-all", help="execute every notebook with its defaults")
+    run_all.add_argument("--fast", action="store_true", help="set fast=True in every notebook")
+    run_all.add_argument("--out", type=Path, help="output folder (default: runs/<timestamp>)")
+
+    sweep = sub.add_parser("sweep", help="run the grid of all parameter combinations")
+    sweep.add_argument("notebook", help="'01', a file name, or a path")
+    _parameter_args(
+        sweep,
+        "values to sweep, comma-separated (v1,v2,...); for list-typed parameters separate "
+        "the lists with ';' (1,2;3,4). Repeat -p to add grid axes",
+    )
+    sweep.add_argument("--fast", action="store_true", help="set fast=True at every point")
+    sweep.add_argument("--out", type=Path, help="output folder (default: runs/sweep-<timestamp>); "
+                       "rerun with the same folder to resume")
+    sweep.add_argument("--jobs", type=int, default=1, help="points run at once (default 1)")
+    return parser
+
+
+def _cmd_list() -> int:
+    for path in list_notebooks():
+        info = read_notebook_info(path)
+        print(f"{info.key}  {path.name}\n    {info.title}")
+        for p in info.parameters.values():
+            print(f"    -p {p.name:<22} {p.type:<11} default {p.default!r:<10} {p.help}")
+    return 0
+
+
+def _cmd_run(info: NotebookInfo, raw: list[tuple[str, str]], fast: bool, out: Path | None) -> int:
+    from interp_helpers.runner import run_notebook, timestamp_dir, write_results_json
+
+    params = info.parse_parameters(raw)
+    out_dir = out or timestamp_dir()
+    result = run_notebook(info, params, out_dir, fast=fast)
+    write_results_json([result], out_dir / "results.json")
+    print(result.summary())
+    print(f"wrote {out_dir}/ ({info.path.stem}.ipynb, .html, results.json)")
+    return 0 if result.status == "ok" else 1
+
+
+def _cmd_run_all(fast: bool, out: Path | None) -> int:
+    from interp_helpers.runner import run_notebook, timestamp_dir, write_results_json
+
+    out_dir = out or timestamp_dir()
+    results = []
+    for path in list_notebooks():
+        result = run_notebook(read_notebook_info(path), {}, out_dir, fast=fast)
+        results.append(result)
+        write_results_json(results, out_dir / "results.json")
+        print(result.summary(), flush=True)
+    print(f"wrote {out_dir}/")
+    return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def _split_sweep_values(info: NotebookInfo, name: str, text: str) -> list[Any]:
+    if name not in info.parameters:
+        info.parse_parameters([(name, text)])  # raises the standard unknown-parameter error
+    separator = ";" if info.parameters[name].type.startswith("list") else ","
+    values = [info.parameters[name].parse(v) for v in text.split(separator) if v.strip()]
+    if not values:
+        raise CatalogError(f"parameter {name}: no values given to sweep")
+    return values
+
+
+def _cmd_sweep(info: NotebookInfo, raw: list[tuple[str, str]], fast: bool, out: Path | None, jobs: int) -> int:
+    from interp_helpers.runner import run_sweep, timestamp_dir
+
+    if not raw:
+        raise CatalogError("sweep needs at least one -p NAME v1,v2,...")
+    if jobs < 1:
+        raise CatalogError(f"--jobs must be >= 1, got {jobs}")
+    grid = {name: _split_sweep_values(info, name, text) for name, text in raw}
+    out_dir = out or timestamp_dir(prefix="sweep-")
+    rows = run_sweep(info, grid, out_dir, fast=fast, jobs=jobs)
+    failed = [point for point, result in rows if result.status != "ok"]
+    print(f"{len(rows) - len(failed)}/{len(rows)} points ok; wrote {out_dir}/results.csv")
+    return 0 if not failed else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _cmd_list()
+        if args.command == "run-all":
+            return _cmd_run_all(args.fast, args.out)
+        info = find_notebook(args.notebook)
+        raw = [tuple(p) for p in args.parameter]
+        if args.command == "run":
+            return _cmd_run(info, raw, args.fast, args.out)
+        return _cmd_sweep(info, raw, args.fast, args.out, args.jobs)
+    except CatalogError as err:
+        print(f"workbook: error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
