@@ -1,0 +1,128 @@
+"""Notebook 01 in a real JupyterLab, driven by headless Debian chromium through Playwright.
+
+Checks what a student sees: after Run All, the explorer's sliders and a plotly figure
+render, and moving a slider retrains and redraws the figure. Playwright's own browser
+download does not work offline, so the test uses /usr/bin/chromium. Under CI
+(CI=true) a missing browser is a failure; elsewhere the test is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TOKEN = "workbook-browser-test"
+RUN_ALL_TIMEOUT_MS = 150_000
+
+
+def _require_browser():
+    missing = []
+    if CHROMIUM is None:
+        missing.append("Debian's chromium (apt-get install chromium)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing.append("playwright (pip install -e '.[browser]', which `make test` does)")
+    if missing:
+        message = "browser test needs " + " and ".join(missing)
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """JupyterLab serving a fast-mode copy of notebook 01 (the committed file is never touched)."""
+    _require_browser()
+    nb = nbformat.read(ROOT / "notebooks" / "01_superposition.ipynb", as_version=4)
+    [params] = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    params.source = params.source.replace("fast: bool = False", "fast: bool = True")
+    assert "fast: bool = True" in params.source
+    nbformat.write(nb, tmp_path / "01_superposition.ipynb")
+    port = _free_port()
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={tmp_path}", "--ServerApp.open_browser=False",
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"JupyterLab did not start: {server.stderr.read()[-2000:]}")
+            time.sleep(0.5)
+    yield f"{base}/lab/tree/01_superposition.ipynb?token={TOKEN}"
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def _figure_signature(page) -> str:
+    """The drawn marks of the explorer's figure: changes when the figure is redrawn."""
+    return page.locator(".widget-box .js-plotly-plot .scatterlayer").first.inner_html()
+
+
+def test_explorer_sliders_and_figure_render_and_redraw(lab):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(lab)
+        page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1, timeout=60_000)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator("li[data-command='notebook:run-all-cells']").click()
+
+        sliders = page.locator(".widget-box .widget-slider")
+        expect(sliders.first).to_be_visible(timeout=RUN_ALL_TIMEOUT_MS)
+        assert sliders.count() >= 2, "the explorer has a density and an importance-decay slider"
+        expect(page.locator(".widget-box .js-plotly-plot").first).to_be_visible(timeout=60_000)
+        # every cell ran: the kernel is idle and no cell shows an error
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(
+            1, timeout=RUN_ALL_TIMEOUT_MS)
+        assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] .ansi-red-fg").count() == 0
+
+        before = _figure_signature(page)
+        handle = sliders.first.locator(".noUi-handle, .slider-handle").first
+        handle.focus()
+        for _ in range(3):
+            handle.press("ArrowLeft")
+        deadline = time.monotonic() + 30
+        while _figure_signature(page) == before:
+            assert time.monotonic() < deadline, "moving the density slider did not redraw the figure"
+            time.sleep(0.5)
+        browser.close()

@@ -1,0 +1,48 @@
+"""Every numbered notebook runs in fast mode, as a user would run it, and its checks pass.
+
+Each notebook ends with a Checks section that asserts its scientific claims, so a
+notebook that runs to the end has also passed them. The whole-notebook timeout is
+the budget of a fast run on a 2-core laptop, with room for a slow CI machine.
+"""
+
+import json
+
+import pytest
+
+from conftest import ROOT, run_cli
+from interp_helpers.catalog import list_notebooks
+
+FAST_TIMEOUT_S = 240  # fast runs take well under 90 s here; 240 s catches a hang
+
+
+def _run_fast(path, out_dir, *extra):
+    done = run_cli("run", str(path), "--fast", "--out", str(out_dir), *extra, timeout=FAST_TIMEOUT_S)
+    results_file = out_dir / "results.json"
+    assert results_file.exists(), done.stderr[-3000:]
+    [result] = json.loads(results_file.read_text())
+    assert done.returncode == 0 and result["status"] == "ok", f"{path.name}: {result['error']}\n{done.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="session")
+def fast_runs(tmp_path_factory):
+    """Fast-mode results per notebook, shared by the tests below."""
+    return {}
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", list_notebooks(), ids=lambda p: p.stem)
+def test_notebook_runs_fast_and_records_results(path, tmp_path, fast_runs):
+    result = _run_fast(path, tmp_path)
+    assert result["results"], f"{path.name} recorded no key numbers"
+    assert (tmp_path / path.with_suffix(".html").name).exists()
+    fast_runs[path.name] = result
+
+
+@pytest.mark.notebook
+def test_superposition_is_deterministic(tmp_path, fast_runs):
+    """Same parameters and seed, identical recorded numbers (issue: reruns must agree)."""
+    path = ROOT / "notebooks" / "01_superposition.ipynb"
+    first = fast_runs.get(path.name) or _run_fast(path, tmp_path / "first")
+    second = _run_fast(path, tmp_path / "second")
+    assert second["results"] == first["results"]
