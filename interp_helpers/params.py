@@ -17,9 +17,9 @@ import torch
 
 def check_range(
     name: str,
-    value: float,
-    low: float | None = None,
-    high: float | None = None,
+    value: int | float,
+    low: int | float | None = None,
+    high: int | float | None = None,
     *,
     low_inclusive: bool = True,
     high_inclusive: bool = True,
