@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jinja2
 import nbformat
 from nbconvert import HTMLExporter
 from nbformat.sign import NotebookNotary
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+# The lab template loads require.js from a CDN. Online, its AMD `define` captures the
+# inline plotly.js bundle so `window.Plotly` never appears and every figure is blank;
+# offline it is a dead request. Nothing in our outputs needs require.js.
+_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+"""
 
 
 def _plotly_outputs(nb: nbformat.NotebookNode):
@@ -49,7 +57,12 @@ def notebook_to_html(nb: nbformat.NotebookNode) -> str:
     """A standalone HTML page of an executed notebook, figures included."""
     copy = nbformat.from_dict(nb)
     add_plotly_html(copy)
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(copy)
+    exporter = HTMLExporter(
+        template_name="lab",
+        template_file="workbook.html.j2",
+        extra_loaders=[jinja2.DictLoader({"workbook.html.j2": _TEMPLATE})],
+    )
+    body, _ = exporter.from_notebook_node(copy)
     return body
 
 
