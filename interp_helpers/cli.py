@@ -50,6 +50,11 @@ def _build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", type=Path, help="output folder (default: runs/sweep-<timestamp>); "
                        "rerun with the same folder to resume")
     sweep.add_argument("--jobs", type=int, default=1, help="points run at once (default 1)")
+
+    # Declared here without importing torch, so `workbook list/run` start fast; the
+    # real parser lives in interp_helpers.zoo and sees the remaining arguments.
+    train = sub.add_parser("train-zoo", help="retrain zoo models from their seeds (see train-zoo -h)", add_help=False)
+    train.add_argument("zoo_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -113,9 +118,22 @@ def _cmd_sweep(info: NotebookInfo, raw: list[tuple[str, str]], fast: bool, out: 
     return 0 if not failed else 1
 
 
+def _cmd_train_zoo(zoo_args: list[str]) -> int:
+    from interp_helpers.zoo import add_train_zoo_parser, run_train_zoo
+
+    parser = argparse.ArgumentParser(prog="workbook")
+    add_train_zoo_parser(parser.add_subparsers(dest="command", required=True))
+    return run_train_zoo(parser.parse_args(["train-zoo", *zoo_args]))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "train-zoo":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
+        if args.command == "train-zoo":
+            return _cmd_train_zoo([*unknown, *args.zoo_args])
         if args.command == "list":
             return _cmd_list()
         if args.command == "run-all":
