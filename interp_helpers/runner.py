@@ -78,8 +78,14 @@ def run_notebook(
     fast: bool = False,
     cell_timeout: int | None = None,
     progress: bool = True,
+    keep_widget_state: bool = True,
 ) -> RunResult:
-    """Execute one notebook into `out_dir`; never raises for a failing notebook."""
+    """Execute one notebook into `out_dir`; never raises for a failing notebook.
+
+    Saved widget state lets JupyterLab redraw widgets when the executed copy is
+    opened, but a plotly FigureWidget stores the whole plotly.js bundle in it (about
+    5 MB); sweeps, which write one copy per point, drop it.
+    """
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +111,8 @@ def run_notebook(
     result = RunResult(str(info.path.name), params, "failed" if error else "ok", seconds, error=error)
     if executed_path.exists():
         nb = nbformat.read(executed_path, as_version=4)
+        if not keep_widget_state:
+            nb.metadata.pop("widgets", None)
         result.results = read_results(nb)
         result.html = str(write_executed(nb, executed_path))
         result.executed = str(executed_path)
@@ -132,7 +140,7 @@ def point_dir_name(point: dict[str, Any]) -> str:
 
 
 def _run_point(info: NotebookInfo, point: dict[str, Any], point_dir: Path, fast: bool) -> RunResult:
-    result = run_notebook(info, point, point_dir, fast=fast, progress=False)
+    result = run_notebook(info, point, point_dir, fast=fast, progress=False, keep_widget_state=False)
     (point_dir / "result.json").write_text(json.dumps(asdict(result), indent=2))
     return result
 
