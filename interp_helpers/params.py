@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def check_range(
@@ -42,8 +42,12 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
         raise ValueError(f"parameter {name}={value!r} is not allowed; choose one of {choices}")
 
 
-def seed_everything(seed: int) -> torch.Generator:
+def seed_everything(seed: int) -> "torch.Generator":
     """Seed Python, NumPy and torch, and return a torch Generator for explicit use."""
+    # Imported here so that `workbook list` and bad-input errors need no torch import.
+    import numpy as np
+    import torch
+
     check_range("seed", seed, 0, 2**32 - 1)
     random.seed(seed)
     np.random.seed(seed)
