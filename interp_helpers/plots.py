@@ -33,12 +33,17 @@ GEOMETRY_FRACTIONS: dict[str, float] = {
 FONT = dict(family="Arial, sans-serif", size=12)
 
 
+# Wider figures are clipped in the exported HTML's output area (about 1000 px).
+MAX_WIDTH = 1000
+
+
 def to_numpy(x: Tensor | np.ndarray) -> np.ndarray:
     """A detached CPU NumPy copy of a tensor (arrays pass through)."""
     return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
 
 
 def _layout(fig: go.Figure, title: str, width: int, height: int) -> go.Figure:
+    width = min(width, MAX_WIDTH)
     fig.update_layout(title=dict(text=title, x=0.01), width=width, height=height, font=FONT, template="plotly_white")
     return fig
 
@@ -166,7 +171,7 @@ def feature_geometry_panels(
     _square_axes(fig, n_panels)
     fig.update_xaxes(title_text="hidden dim 1", row=1, col=1)
     fig.update_yaxes(title_text="hidden dim 2", row=1, col=1)
-    return _layout(fig, title, max(200 * n_panels + 200, 700), 360)
+    return _layout(fig, title, max(160 * n_panels + 160, 700), 340)
 
 
 # ----------------------------------------------------------- 20 -> 5: W^T W and norms
@@ -182,7 +187,8 @@ def superposition_panels(W: Float[Tensor, "panel d_hidden feature"], titles: lis
     gram = to_numpy(torch.einsum("pmi,pmj->pij", W, W))
     norms, leak = to_numpy(tm.feature_norms(W)), to_numpy(tm.interference(W))
     fig = make_subplots(
-        rows=2, cols=n_panels, subplot_titles=titles, vertical_spacing=0.08, horizontal_spacing=0.03,
+        rows=2, cols=n_panels, subplot_titles=[t.replace(", ", "<br>") for t in titles],  # narrow panels
+        vertical_spacing=0.08, horizontal_spacing=0.03,
         row_heights=[0.55, 0.45],
     )
     features = list(range(n_features))
@@ -212,7 +218,8 @@ def superposition_panels(W: Float[Tensor, "panel d_hidden feature"], titles: lis
         coloraxis=dict(colorscale="RdBu", cmid=0, colorbar=dict(title="W_i . W_j", y=0.78, len=0.5)),
         coloraxis2=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title="interference", y=0.22, len=0.42)),
     )
-    return _layout(fig, title, 180 * n_panels + 220, 620)
+    fig.update_layout(margin=dict(t=110))
+    return _layout(fig, title, 180 * n_panels + 220, 640)
 
 
 # ----------------------------------------------------------------- 2 -> 1 phase diagram
