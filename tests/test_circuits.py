@@ -1,0 +1,160 @@
+"""Circuit kernels on hand-made weights, against dense references, and on tiny random models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens.head_detector import detect_head
+
+from interp_helpers import circuits, induction
+from interp_helpers.corpus import NAMES
+from interp_helpers.tokenizer import load_tokenizer
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning")
+
+SMALL = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, n_ctx=24, d_vocab=50, attn_only=True,
+             normalization_type="LN", act_fn=None, seed=0)  # fmt: skip
+
+
+def _model(**overrides) -> HookedTransformer:
+    model = HookedTransformer(HookedTransformerConfig(**(SMALL | overrides)))
+    model.eval()
+    return model
+
+
+# --------------------------------------------------------------------------------------
+# Copying
+# --------------------------------------------------------------------------------------
+
+
+def _identity_ov(sign: float) -> HookedTransformer:
+    """One head, W_E = W_V = W_U = I and W_O = sign * I: the full OV circuit is sign * I."""
+    model = _model(n_layers=1, d_model=16, n_heads=1, d_head=16, d_vocab=16)
+    eye = torch.eye(16)
+    with torch.no_grad():
+        model.embed.W_E.copy_(eye)
+        model.unembed.W_U.copy_(eye)
+        model.blocks[0].attn.W_V.copy_(eye[None])
+        model.blocks[0].attn.W_O.copy_(sign * eye[None])
+    return model
+
+
+def test_copying_identity_scores_one():
+    scores = circuits.copying_scores(_identity_ov(1.0), k=1)
+    assert scores.eigen.item() == pytest.approx(1.0, abs=1e-5)
+    assert scores.top_k.item() == pytest.approx(1.0)
+
+
+def test_copying_negated_identity_scores_minus_one():
+    scores = circuits.copying_scores(_identity_ov(-1.0), k=5)
+    assert scores.eigen.item() == pytest.approx(-1.0, abs=1e-5)
+    assert scores.top_k.item() == 0.0  # own logit -1, the 15 others 0
+
+
+def test_copying_matches_dense_computation():
+    """Factored eigenvalues and chunked top-k equal the same numbers from the dense d_vocab^2 matrix."""
+    model = _model(d_vocab=200)
+    scores = circuits.copying_scores(model, k=3, chunk=37)  # a chunk that does not divide d_vocab
+    for layer in range(2):
+        for head in range(4):
+            dense = model.W_E @ model.W_V[layer, head] @ model.W_O[layer, head] @ model.W_U
+            eig = torch.linalg.eigvals(dense.double())
+            assert scores.eigen[layer, head].item() == pytest.approx((eig.sum() / eig.abs().sum()).real.item(), abs=1e-4)
+            top = dense.topk(3, dim=-1).indices
+            hit = (top == torch.arange(200)[:, None]).any(-1).float().mean()
+            assert scores.top_k[layer, head].item() == pytest.approx(hit.item())
+
+
+# --------------------------------------------------------------------------------------
+# Composition
+# --------------------------------------------------------------------------------------
+
+
+def test_composition_score_extremes():
+    u, v, w = torch.eye(8)[:3]
+    aligned = circuits.composition_score(torch.outer(u, v)[None], torch.outer(v, w)[None])
+    orthogonal = circuits.composition_score(torch.outer(u, v)[None], torch.outer(w, u)[None])
+    assert aligned.item() == pytest.approx(1.0)
+    assert orthogonal.item() == pytest.approx(0.0)
+
+
+def test_k_composing_pair_stands_out():
+    """Head 0.2 writes into dims 0-7 and head 1.1's key reads only them: K-composition."""
+    model = _model(d_model=64, d_head=8)
+    eye = torch.eye(64)
+    with torch.no_grad():
+        model.blocks[0].attn.W_O[2] = eye[:8]  # [d_head, d_model]: writes dims 0-7
+        model.blocks[1].attn.W_K[1] = eye[:, :8]  # [d_model, d_head]: reads dims 0-7
+    scores = circuits.composition_scores(model)
+    assert set(scores) == {"q", "k", "v"} and scores["k"].shape == (4, 4)
+    baseline = circuits.composition_baseline(64, 8, 200, torch.Generator().manual_seed(0))
+    assert scores["k"][2, 1] > baseline.mean() + 5 * baseline.std()
+    others = scores["k"].flatten()[torch.arange(16) != 2 * 4 + 1]
+    assert scores["k"][2, 1] > 2 * others.max()
+    assert scores["k"][2, 1] > 2 * scores["q"][2, 1]  # the query side still reads everything
+    assert baseline.mean().item() == pytest.approx(64**-0.5, rel=0.3)
+
+
+# --------------------------------------------------------------------------------------
+# Head ablation
+# --------------------------------------------------------------------------------------
+
+
+def _tokens(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    rep = induction.repeated_random_tokens(torch.arange(1, 50), batch, 24, (4, 8), 0, torch.Generator().manual_seed(seed))
+    return rep.tokens, rep.second
+
+
+@pytest.mark.parametrize("kind", circuits.ABLATIONS)
+def test_batched_ablation_matches_one_forward_per_head(kind):
+    model = _model()
+    tokens, second = _tokens(3, seed=1)
+    mean_tokens, _ = _tokens(5, seed=2)
+    # max_batch 5 with batch 3: chunks cut the per-head blocks of rows in the middle
+    fast = circuits.ablate_each_head(model, tokens, second, kind, mean_tokens, max_batch=5, progress=False)
+    slow = circuits.ablate_each_head_naive(model, tokens, second, kind, mean_tokens, progress=False)
+    assert fast.ablated.shape == (2, 4)
+    assert fast.clean == pytest.approx(slow.clean, abs=1e-5)
+    torch.testing.assert_close(fast.ablated, slow.ablated, atol=1e-5, rtol=0)
+    assert fast.increase.abs().max() > 1e-4  # ablation did something: the comparison is not vacuous
+    assert circuits.hooks_attached(model) == 0
+
+
+def test_ablation_all_targets_and_hooks_removed_after_error():
+    model = _model()
+    tokens, _ = _tokens(2, seed=3)
+    result = circuits.ablate_each_head(model, tokens, progress=False)
+    assert result.clean == pytest.approx(induction.clean_loss(model, tokens).mean().item(), abs=1e-5)
+    with pytest.raises(Exception):
+        circuits.ablate_each_head(model, tokens, torch.ones(2, 5, dtype=torch.bool), progress=False)
+    with pytest.raises(ValueError):
+        circuits.ablate_each_head(model, tokens, kind="resample", progress=False)
+    assert circuits.hooks_attached(model) == 0
+
+
+# --------------------------------------------------------------------------------------
+# Agreement with transformer_lens.head_detector
+# --------------------------------------------------------------------------------------
+
+
+def test_induction_scores_agree_with_head_detector():
+    """induction.py's head scores x n_valid / pos == detect_head's "mul" scores (see circuits' docstring)."""
+    tok = load_tokenizer()
+    cfg = HookedTransformerConfig(**(SMALL | dict(d_vocab=len(tok), default_prepend_bos=True, tokenizer_prepends_bos=False)))
+    model = HookedTransformer(cfg, tokenizer=tok)
+    text = " ".join(NAMES[:6] + NAMES[1:5])  # every name one token: BOS A B C D E F B C D E
+    tokens = model.to_tokens(text)
+    assert tokens.shape == (1, 11)
+    pos = tokens.shape[1]
+    ours = induction.head_scores(model, tokens)
+    earlier = induction.previous_occurrence(tokens)[0]
+    n_valid = {"previous_token": pos - 1,
+               "duplicate_token": int((earlier >= 0).sum()),
+               "induction": int(((earlier >= 0) & (earlier + 1 <= torch.arange(pos))).sum())}  # fmt: skip
+    assert n_valid["duplicate_token"] == 4 and n_valid["induction"] == 4
+    for ours_name, theirs_name in [("previous_token", "previous_token_head"),
+                                   ("duplicate_token", "duplicate_token_head"),
+                                   ("induction", "induction_head")]:  # fmt: skip
+        theirs = detect_head(model, text, theirs_name)
+        torch.testing.assert_close(ours[ours_name] * n_valid[ours_name] / pos, theirs, atol=1e-5, rtol=0)

@@ -1,0 +1,173 @@
+"""Zoo specs, data packing, a deterministic smoke training run, and the shipped models' acceptance checks."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from interp_helpers import zoo
+from interp_helpers.models import ZOO_DIR, load_model, read_card
+from interp_helpers.tokenizer import load_tokenizer
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning")
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    zoo.add_train_zoo_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["train-zoo", *argv])
+
+
+# --------------------------------------------------------------------------------------
+# Specs and data
+# --------------------------------------------------------------------------------------
+
+
+def test_zoo_specs_are_valid_and_round_trip():
+    assert set(zoo.ZOO) == {"zoo-attn-only-2l", "zoo-gelu-1l-a", "zoo-gelu-1l-b", "zoo-gelu-4l"}
+    for name, spec in zoo.ZOO.items():
+        assert spec.name == name
+        assert zoo.ZooSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+
+
+def test_one_layer_pair_differs_only_in_seed():
+    a, b = zoo.ZOO["zoo-gelu-1l-a"], zoo.ZOO["zoo-gelu-1l-b"]
+    assert a.seed != b.seed and a.d_mlp == 512 and a.d_model == 128 and a.n_layers == 1
+    assert dataclasses.replace(b, name=a.name, seed=a.seed, notes=a.notes) == a
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"name": "attn-2l"}, "must start with 'zoo-'"),
+        ({"d_model": 100, "n_heads": 3}, "divisible by n_heads"),
+        ({"lr": 0.0}, "parameter lr=0.0 is out of range"),
+        ({"warmup": 10**6}, "parameter warmup"),
+        ({"checks": ("ioi", "grokking")}, "parameter checks='grokking' is not allowed"),
+        ({"genre_weights": {"poetry": 1.0}}, "genre_weights key"),
+        ({"corpus_overrides": {"repeat_filler": (5, 1)}}, r"repeat_filler\[1\]"),
+        ({"positional_embedding_type": "alibi"}, "positional_embedding_type"),
+    ],
+)
+def test_spec_validation_names_the_field(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(zoo.ZOO["zoo-attn-only-2l"], **change)
+
+
+def test_packed_batches_are_deterministic_and_start_with_bos():
+    tok = load_tokenizer()
+    corpus = zoo.ZOO["zoo-attn-only-2l"].corpus()
+    a, b = zoo.packed_batches(corpus, tok, 3, 40), zoo.packed_batches(corpus, tok, 3, 40)
+    first, second = next(a), next(a)
+    assert torch.equal(first, next(b)) and torch.equal(second, next(b))
+    assert first.shape == (3, 40) and (first[:, 0] == tok.bos_token_id).all()
+    head = [t for _, t in zip(range(39 * 2), zoo.token_stream(corpus, tok))]
+    assert first[0, 1:].tolist() + first[1, 1:].tolist() == head  # rows continue the stream
+
+
+def test_lr_schedule_warms_up_and_floors_at_ten_percent():
+    f = [zoo._lr_factor(s, 10, 100) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0) and f[10] == pytest.approx(1.0)
+    assert f[-1] == pytest.approx(0.1, abs=1e-3) and all(x >= y for x, y in zip(f[10:], f[11:]))
+
+
+# --------------------------------------------------------------------------------------
+# A short training run: writes everything, into a temp dir, deterministically
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """`train-zoo zoo-attn-only-2l --steps 50 --batch 2` twice, into two temp dirs."""
+    data_before = sorted(p.name for p in ZOO_DIR.glob("*")) if ZOO_DIR.exists() else []
+    outs = []
+    for run in ("a", "b"):
+        out = tmp_path_factory.mktemp(f"zoo-{run}")
+        args = _parse(["zoo-attn-only-2l", "--steps", "50", "--batch", "2", "--out", str(out), "--no-progress"])
+        assert zoo.run_train_zoo(args) == 0  # a smoke run never fails on acceptance
+        outs.append(out / "zoo-attn-only-2l")
+    assert (sorted(p.name for p in ZOO_DIR.glob("*")) if ZOO_DIR.exists() else []) == data_before
+    return outs[0], outs[1]
+
+
+def test_smoke_run_writes_model_card_and_metrics(smoke_runs):
+    out, _ = smoke_runs
+    spec = zoo.ZOO["zoo-attn-only-2l"]
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "card.json", "metrics.csv"):
+        assert (out / name).exists(), name
+    card = json.loads((out / "card.json").read_text())
+    assert card["steps"] == 50 and card["batch"] == 2 and not card["full_run"]
+    assert card["tokens_seen"] == 50 * 2 * spec.n_ctx and card["wall_time_s"] > 0
+    assert set(card["eval_loss_per_genre"]) == {"story", "topic", "senses", "base64", "repeat"}
+    assert [c["metric"] for c in card["acceptance"]["checks"]] == [
+        "loss_second_repeat", "loss_first_repeat", "induction_score", "prev_token_score", "ablation_increase"]
+    rows = zoo.read_metrics(out / "metrics.csv")
+    assert [r["step"] for r in rows] == list(range(51))
+    assert rows[0]["loss"] > rows[49]["loss"]  # it learns something in 50 steps
+    assert "loss_second_repeat" in rows[0] and "loss_second_repeat" in rows[-1]
+    model = load_model("zoo-attn-only-2l", zoo_dir=out.parent)
+    assert model.cfg.n_layers == 2 and model.cfg.attn_only
+
+
+def test_smoke_run_is_deterministic(smoke_runs):
+    a, b = smoke_runs
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    assert (a / "metrics.csv").read_text() == (b / "metrics.csv").read_text()
+    card_a, card_b = (json.loads((d / "card.json").read_text()) for d in (a, b))
+    card_a.pop("wall_time_s"), card_b.pop("wall_time_s")
+    assert card_a == card_b
+
+
+def test_unknown_name_is_a_usage_error(capsys):
+    assert zoo.run_train_zoo(_parse(["zoo-nope", "--steps", "1"])) == 2
+    assert "unknown zoo model 'zoo-nope'" in capsys.readouterr().err
+
+
+def test_cli_wires_train_zoo(cli):
+    result = cli("train-zoo", "--help", timeout=60)
+    if result.returncode != 0 and "invalid choice" in result.stderr:
+        pytest.skip("interp_helpers/cli.py does not wire `train-zoo` yet")
+    assert result.returncode == 0 and "--steps" in result.stdout
+
+
+# --------------------------------------------------------------------------------------
+# Shipped checkpoints: recompute every acceptance metric
+# --------------------------------------------------------------------------------------
+
+
+def _shipped_or_skip(name: str) -> None:
+    if not (ZOO_DIR / name / "model.safetensors").exists():
+        pytest.skip(f"{name} is not shipped yet (train it with `workbook train-zoo {name}`)")
+
+
+@pytest.mark.parametrize("name", [n for n, s in zoo.ZOO.items() if s.checks])
+def test_shipped_model_meets_acceptance(name):
+    _shipped_or_skip(name)
+    spec, model = zoo.ZOO[name], load_model(name)
+    result = zoo.acceptance(spec, model)
+    card = read_card(name)
+    for check, recorded in zip(result["checks"], card["acceptance"]["checks"]):
+        assert check["metric"] == recorded["metric"]
+        assert check["value"] == pytest.approx(recorded["value"], abs=1e-3), "card disagrees with the weights"
+    failed = [f"{c['metric']}={c['value']:.3f} (need {c['op']} {c['threshold']:.3f})" for c in result["checks"]
+              if not c["passed"]]
+    assert not failed, f"{name} misses acceptance: {failed}"
+
+
+@pytest.mark.parametrize("name", list(zoo.ZOO))
+def test_shipped_card_matches_weights(name):
+    """The card's per-genre held-out loss is what the shipped weights measure."""
+    _shipped_or_skip(name)
+    spec, model, card = zoo.ZOO[name], load_model(name), read_card(name)
+    assert zoo.ZooSpec.from_dict(card["spec"]) == spec, "spec changed since the model was trained: retrain it"
+    assert card["full_run"]
+    measured = zoo.loss_per_genre(model, spec)
+    for genre, loss in card["eval_loss_per_genre"].items():
+        assert measured[genre] == pytest.approx(loss, abs=1e-3), genre
+    rows = zoo.read_metrics(ZOO_DIR / name / "metrics.csv")
+    assert len(rows) == spec.steps + 1 and sum("loss_second_repeat" in r for r in rows) >= 2
