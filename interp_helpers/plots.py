@@ -403,3 +403,51 @@ def abs_computation_figure(
     fig.update_yaxes(title_text="number of features", rangemode="tozero", row=1, col=2)
     fig.update_layout(legend=dict(orientation="h", x=0.45, y=-0.25))
     return _layout(fig, title, 1000, 480)
+
+
+# ---------------------------------------------------------------------- model zoo (notebook 00)
+
+
+def moving_average(values: Float[np.ndarray, " step"], window: int) -> Float[np.ndarray, " step"]:
+    """Trailing mean over up to `window` points, same length as the input (the first points average fewer)."""
+    values = np.asarray(values, dtype=float)
+    window = max(1, min(int(window), len(values)))
+    cumsum = np.concatenate([[0.0], np.cumsum(values)])
+    idx = np.arange(1, len(values) + 1)
+    lo = np.maximum(0, idx - window)
+    return (cumsum[idx] - cumsum[lo]) / (idx - lo)
+
+
+def loss_curves_figure(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, smooth: int = 25, ln_vocab: float | None = None
+) -> go.Figure:
+    """Training loss against tokens seen, one smoothed line per model (raw per-step loss is noisy)."""
+    fig = go.Figure()
+    for i, (name, (tokens, loss)) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(
+            x=to_numpy(tokens), y=moving_average(to_numpy(loss), smooth), mode="lines", name=name,
+            line=dict(color=qualitative.Plotly[i % len(qualitative.Plotly)]),
+            hovertemplate=f"{name}<br>%{{x:,.0f}} tokens<br>loss %{{y:.3f}}<extra></extra>",
+        ))  # fmt: skip
+    if ln_vocab is not None:
+        fig.add_hline(y=ln_vocab, line=dict(dash="dash", color="#999"), annotation_text="ln(d_vocab): uniform guess")
+    fig.update_xaxes(title_text="tokens seen")
+    fig.update_yaxes(title_text=f"training loss (nats/token, {smooth}-step mean)", rangemode="tozero")
+    return _layout(fig, title, 900, 420)
+
+
+def genre_loss_figure(losses: dict[str, dict[str, float]], title: str, ln_vocab: float | None = None) -> go.Figure:
+    """Held-out loss per genre, grouped bars with one colour per model."""
+    fig = go.Figure()
+    for i, (name, per_genre) in enumerate(losses.items()):
+        fig.add_trace(go.Bar(
+            x=list(per_genre), y=list(per_genre.values()), name=name,
+            marker_color=qualitative.Plotly[i % len(qualitative.Plotly)],
+            hovertemplate=f"{name}<br>%{{x}}: %{{y:.3f}} nats/token<extra></extra>",
+        ))  # fmt: skip
+    if ln_vocab is not None:
+        fig.add_hline(y=ln_vocab, line=dict(dash="dash", color="#999"), annotation_text="ln(d_vocab): uniform guess")
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title_text="genre of the held-out documents")
+    fig.update_yaxes(title_text="next-token loss (nats/token)", rangemode="tozero")
+    return _layout(fig, title, 800, 420)

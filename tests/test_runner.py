@@ -44,7 +44,7 @@ def test_failing_notebook_reports_its_error(cli, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "77"], "unknown notebook '77'; available: 01_"),
+        (["run", "77"], "unknown notebook '77'; available: 00_model_zoo, 01_superposition"),
         (["run", str(TINY), "-p", "scal", "1"], "unknown parameter 'scal' for tiny.ipynb; valid: scale"),
         (["run", str(TINY), "-p", "count", "many"], "parameter count: 'many' is not a valid int"),
         (["sweep", str(TINY), "-p", "fail", "true,perhaps"], "parameter fail: 'perhaps' is not a valid bool"),
