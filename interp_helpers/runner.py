@@ -52,8 +52,8 @@ class RunResult:
 def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, list):
-        return f"[{len(value)} values]"
+    if isinstance(value, list):  # short lists in full, long ones by length, to keep one line
+        return f"[{', '.join(_short(v) for v in value)}]" if len(value) <= 6 else f"[{len(value)} values]"
     return str(value)
 
 
