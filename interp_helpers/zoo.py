@@ -142,7 +142,7 @@ ZOO: Mapping[str, ZooSpec] = {
     for s in (
         ZooSpec("zoo-attn-only-2l", n_layers=2, d_model=64, n_heads=4, d_mlp=None, n_ctx=64,
                 genre_weights=INDUCTION_MIX, corpus_overrides=DENSE_REPEATS, positional_embedding_type="shortformer",
-                steps=4000, batch=32, lr=3e-3, warmup=200, eval_every=100, seed=0, checks=("induction",),
+                steps=6000, batch=32, lr=3e-3, warmup=200, eval_every=100, seed=0, checks=("induction",),
                 notes="Two-layer attention-only model for the induction-heads notebook."),
         ZooSpec("zoo-gelu-1l-a", n_layers=1, d_model=128, n_heads=4, d_mlp=512, n_ctx=128,
                 genre_weights=DEFAULT_MIX, steps=1500, batch=16, lr=2e-3, seed=1,
