@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import einops
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
@@ -314,13 +315,68 @@ def _set_head_hook(z: Float[Tensor, "batch pos head_index d_head"], hook: HookPo
     return z
 
 
+@torch.no_grad()
+def ablate_heads(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    heads: list[tuple[int, int]],
+    loss_mask: Bool[Tensor, "batch pos"] | None = None,
+    kind: str = "zero",
+    mean_tokens: Int[Tensor, "mean_batch pos"] | None = None,
+) -> float:
+    """Mean loss on the selected targets with every (layer, head) in `heads` ablated together."""
+    for layer, head in heads:
+        check_range("layer", layer, 0, model.cfg.n_layers - 1)
+        check_range("head", head, 0, model.cfg.n_heads - 1)
+    values = ablation_values(model, tokens if mean_tokens is None else mean_tokens, kind)
+    fwd_hooks = []
+    for layer in sorted({layer for layer, _ in heads}):
+        ablate = torch.zeros(tokens.shape[0], model.cfg.n_heads, dtype=torch.bool)
+        ablate[:, [h for l, h in heads if l == layer]] = True
+        hook = functools.partial(replace_heads_hook, ablate=ablate, value=values[layer])
+        fwd_hooks.append((f"blocks.{layer}.attn.hook_z", hook))
+    targets = _loss_mask(tokens, loss_mask)
+    return per_token_loss(model.run_with_hooks(tokens, fwd_hooks=fwd_hooks), tokens)[targets].mean().item()
+
+
+@torch.no_grad()
+def head_logit_attribution(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    loss_mask: Bool[Tensor, "batch pos"] | None = None,
+    fwd_hooks: list[tuple[str, object]] | None = None,
+) -> Float[Tensor, "layer head_index"]:
+    """Direct logit attribution: each head's mean direct push on the logit of the correct next token.
+
+    A head's output z @ W_O at position i, passed through the final LayerNorm as the full
+    residual stream was (centred, divided by that position's ln_final scale), dotted with
+    the unembedding column of tokens[:, i + 1]. Averaged over the targets in `loss_mask`.
+    `fwd_hooks` (e.g. an ablation) are attached for this one run and removed after it.
+    """
+    targets = _loss_mask(tokens, loss_mask)
+    with model.hooks(fwd_hooks=fwd_hooks or []):
+        _, cache = model.run_with_cache(
+            tokens, names_filter=lambda name: name.endswith("attn.hook_z") or name == "ln_final.hook_scale")
+    target_dirs = model.W_U.T[tokens[:, 1:]]  # batch target_pos d_model
+    scale = cache["ln_final.hook_scale"][:, :-1]  # batch target_pos 1
+    rows = []
+    for layer in range(model.cfg.n_layers):
+        z = cache[f"blocks.{layer}.attn.hook_z"][:, :-1]
+        out = einops.einsum(z, model.W_O[layer], "batch pos head_index d_head, head_index d_head d_model -> batch pos head_index d_model")
+        if model.cfg.normalization_type in ("LN", "LNPre"):
+            out = out - out.mean(-1, keepdim=True)
+        direct = einops.einsum(out / scale[:, :, None], target_dirs, "batch pos head_index d_model, batch pos d_model -> batch pos head_index")
+        rows.append(direct[targets].mean(0))
+    return torch.stack(rows)
+
+
 def hooks_attached(model: HookedTransformer) -> int:
     """Number of forward/backward hooks left on the model's hook points (0 after a clean run)."""
     return sum(len(hp._forward_hooks) + len(hp._backward_hooks) for hp in model.hook_dict.values())
 
 
 __all__ = [
-    "ABLATIONS", "MAX_TOKENS", "CopyingScores", "HeadAblation", "ablate_each_head", "ablate_each_head_naive", "ablation_values",
+    "ABLATIONS", "MAX_TOKENS", "CopyingScores", "HeadAblation", "ablate_each_head", "ablate_heads", "ablate_each_head_naive", "ablation_values",
     "composition_baseline", "composition_score", "composition_scores", "copying_eigen_score", "copying_scores",
-    "diagonal_top_k_accuracy", "full_ov_circuit", "hooks_attached", "replace_heads_hook",
+    "diagonal_top_k_accuracy", "full_ov_circuit", "head_logit_attribution", "hooks_attached", "replace_heads_hook",
 ]  # fmt: skip

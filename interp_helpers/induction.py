@@ -15,12 +15,12 @@ import functools
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Bool, Float, Int, Real
 from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
-from interp_helpers.params import check_range
+from interp_helpers.params import check_choice, check_range
 
 
 @dataclass(frozen=True)
@@ -110,44 +110,81 @@ def icl_score(loss: Float[Tensor, "batch target_pos"], early: int, late: int, wi
 # --------------------------------------------------------------------------------------
 
 
-def previous_token_score(pattern: Float[Tensor, "batch head_index query_pos key_pos"]) -> Float[Tensor, " head_index"]:
+# Every score averages attention to the expected key over the queries that have one
+# (queries="matched": the convention of Olsson et al., so a perfect head scores 1 however
+# few tokens repeat). queries="all" divides by every query position instead, which is what
+# transformer_lens.head_detector's "mul" measure does; on rows whose only repeats are the
+# planted ones the two differ by that denominator alone (tested).
+QUERY_CONVENTIONS = ("matched", "all")
+
+
+def previous_token_score(pattern: Float[Tensor, "batch head_index query_pos key_pos"],
+                         queries: str = "matched") -> Float[Tensor, " head_index"]:
     """Mean attention from each query (after BOS) to the position just before it."""
-    return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, 2))
+    check_choice("queries", queries, QUERY_CONVENTIONS)
+    diagonal = pattern.diagonal(offset=-1, dim1=-2, dim2=-1)  # batch head_index query_pos-1
+    if queries == "all":
+        return diagonal.sum(dim=(0, 2)) / (pattern.shape[0] * pattern.shape[-2])
+    return diagonal.mean(dim=(0, 2))
 
 
 def _score_at(pattern: Float[Tensor, "batch head_index query_pos key_pos"],
-              key: Int[Tensor, "batch query_pos"], valid: Bool[Tensor, "batch query_pos"]) -> Float[Tensor, " head_index"]:
-    """Mean of pattern[b, h, q, key[b, q]] over the (b, q) where `valid`."""
+              key: Int[Tensor, "batch query_pos"], valid: Bool[Tensor, "batch query_pos"],
+              queries: str) -> Float[Tensor, " head_index"]:
+    """Mean of pattern[b, h, q, key[b, q]] over the (b, q) where `valid` (or over all (b, q))."""
+    check_choice("queries", queries, QUERY_CONVENTIONS)
     index = key.clamp(min=0)[:, None, :, None].expand(-1, pattern.shape[1], -1, 1)
     picked = pattern.gather(-1, index)[..., 0]  # batch head_index query_pos
     weights = valid[:, None, :].to(pattern.dtype)
+    if queries == "all":
+        return (picked * weights).sum(dim=(0, 2)) / (pattern.shape[0] * pattern.shape[-2])
     return (picked * weights).sum(dim=(0, 2)) / weights.sum(dim=(0, 2)).clamp(min=1)
 
 
 def duplicate_token_score(pattern: Float[Tensor, "batch head_index query_pos key_pos"],
-                          earlier: Int[Tensor, "batch query_pos"]) -> Float[Tensor, " head_index"]:
+                          earlier: Int[Tensor, "batch query_pos"], queries: str = "matched") -> Float[Tensor, " head_index"]:
     """Mean attention from a repeated token to its previous occurrence (`previous_occurrence`)."""
-    return _score_at(pattern, earlier, earlier >= 0)
+    return _score_at(pattern, earlier, earlier >= 0, queries)
 
 
 def induction_score(pattern: Float[Tensor, "batch head_index query_pos key_pos"],
-                    earlier: Int[Tensor, "batch query_pos"]) -> Float[Tensor, " head_index"]:
+                    earlier: Int[Tensor, "batch query_pos"], queries: str = "matched") -> Float[Tensor, " head_index"]:
     """Prefix matching: mean attention from a repeated token to the token after its previous occurrence."""
     query = torch.arange(pattern.shape[-2])
-    return _score_at(pattern, earlier + 1, (earlier >= 0) & (earlier + 1 <= query))
+    return _score_at(pattern, earlier + 1, (earlier >= 0) & (earlier + 1 <= query), queries)
 
 
-def head_scores(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -> dict[str, Float[Tensor, "layer head_index"]]:
+HEAD_KINDS = ("previous_token", "duplicate_token", "induction")
+
+
+def head_scores(model: HookedTransformer, tokens: Int[Tensor, "batch pos"],
+                queries: str = "matched") -> dict[str, Float[Tensor, "layer head_index"]]:
     """Previous-token, duplicate-token and induction scores of every head on `tokens`."""
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("attn.hook_pattern"))
     earlier = previous_occurrence(tokens)
-    scores: dict[str, list[Tensor]] = {"previous_token": [], "duplicate_token": [], "induction": []}
+    scores: dict[str, list[Tensor]] = {kind: [] for kind in HEAD_KINDS}
     for layer in range(model.cfg.n_layers):
         pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
-        scores["previous_token"].append(previous_token_score(pattern))
-        scores["duplicate_token"].append(duplicate_token_score(pattern, earlier))
-        scores["induction"].append(induction_score(pattern, earlier))
+        scores["previous_token"].append(previous_token_score(pattern, queries))
+        scores["duplicate_token"].append(duplicate_token_score(pattern, earlier, queries))
+        scores["induction"].append(induction_score(pattern, earlier, queries))
     return {name: torch.stack(rows) for name, rows in scores.items()}
+
+
+def head_detector_scores(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -> dict[str, Float[Tensor, "layer head_index"]]:
+    """The same three scores from `transformer_lens.head_detector.detect_head`, averaged over rows.
+
+    detect_head takes text, so each row (after BOS) is decoded and re-tokenized; a row
+    that does not survive the round trip raises, since the scores would then be of
+    other tokens. Slow (one forward per row and kind): a cross-check, not a kernel.
+    """
+    from transformer_lens.head_detector import detect_head
+
+    texts = [model.tokenizer.decode(row[1:]) for row in tokens]
+    for text, row in zip(texts, tokens):
+        if not torch.equal(model.to_tokens(text)[0].cpu(), row.cpu()):
+            raise ValueError(f"row {row.tolist()[:8]}... does not round-trip through text; head_detector would score other tokens")
+    return {kind: detect_head(model, texts, f"{kind}_head") for kind in HEAD_KINDS}
 
 
 # --------------------------------------------------------------------------------------
@@ -171,3 +208,17 @@ def ablated_loss(model: HookedTransformer, tokens: Int[Tensor, "batch pos"], lay
 
 def clean_loss(model: HookedTransformer, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch target_pos"]:
     return per_token_loss(model(tokens), tokens)
+
+
+def phase_change_step(steps: Real[Tensor, " eval"], second_repeat_loss: Float[Tensor, " eval"],
+                      window: int = 3) -> tuple[int, int]:
+    """(start, end) training steps of the steepest fall of second-repeat loss over `window` evals.
+
+    The induction phase change is a short window in which loss on repeated tokens drops
+    by several nats; outside it the curve is nearly flat. Returns the steps at the
+    beginning and end of the `window`-eval stretch with the largest drop.
+    """
+    check_range("window", window, 1, len(steps) - 1)
+    drop = second_repeat_loss[:-window] - second_repeat_loss[window:]
+    i = int(drop.argmax())
+    return int(steps[i]), int(steps[i + window])

@@ -451,3 +451,115 @@ def genre_loss_figure(losses: dict[str, dict[str, float]], title: str, ln_vocab:
     fig.update_xaxes(title_text="genre of the held-out documents")
     fig.update_yaxes(title_text="next-token loss (nats/token)", rangemode="tozero")
     return _layout(fig, title, 800, 420)
+
+
+# ---------------------------------------------------------------------- induction heads (notebook 02)
+
+
+def head_labels(n_layers: int, n_heads: int) -> list[str]:
+    """"L0H0", "L0H1", ... in layer-major order (the order of a flattened [layer, head_index] tensor)."""
+    return [f"L{layer}H{head}" for layer in range(n_layers) for head in range(n_heads)]
+
+
+def phase_change_figure(rows: list[dict[str, float]], title: str, ln_pool: float | None = None,
+                        phase_tokens: float | None = None) -> go.Figure:
+    """Repeated-sequence loss, ICL score and the best head scores against tokens seen, one panel each.
+
+    `rows` are metrics.csv rows (zoo.read_metrics); only rows with eval columns are drawn.
+    `phase_tokens` marks the phase change with a vertical line in every panel.
+    """
+    evals = [r for r in rows if "loss_second_repeat" in r]
+    tokens = [r["tokens"] for r in evals]
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=("loss on repeated random tokens", "in-context learning score (late - early)",
+                                        "best head scores"))
+    panels = [(1, "loss_first_repeat", "first repeat", "#bab0ac"), (1, "loss_second_repeat", "second repeat", "#4c78a8"),
+              (2, "icl_score", "ICL score", "#54a24b"), (3, "best_prev_token_score", "previous-token (layer 0)", "#f58518"),
+              (3, "best_induction_score", "induction (layer 1)", "#e45756")]  # fmt: skip
+    for row, key, name, color in panels:
+        fig.add_trace(go.Scatter(x=tokens, y=[r[key] for r in evals], mode="lines", name=name, line=dict(color=color),
+                                 hovertemplate=f"{name}<br>%{{x:,.0f}} tokens<br>%{{y:.3f}}<extra></extra>"),
+                      row=row, col=1)
+    if ln_pool is not None:
+        fig.add_hline(y=ln_pool, line=dict(dash="dash", color="#999"), row=1, col=1,
+                      annotation_text="ln(pool): guessing among the random words")
+    if phase_tokens is not None:
+        for row in (1, 2, 3):
+            fig.add_vline(x=phase_tokens, line=dict(dash="dot", color="#666"), row=row, col=1)
+    fig.update_yaxes(title_text="nats/token", row=1, col=1)
+    fig.update_yaxes(title_text="nats", row=2, col=1)
+    fig.update_yaxes(title_text="attention", range=[0, 1], row=3, col=1)
+    fig.update_xaxes(title_text="tokens seen", row=3, col=1)
+    return _layout(fig, title, 900, 760)
+
+
+def head_score_heatmaps(scores: dict[str, Float[Tensor, "layer head_index"]], title: str) -> go.Figure:
+    """One [layer x head] heatmap per kind of score, side by side, values printed in the cells."""
+    fig = make_subplots(rows=1, cols=len(scores), subplot_titles=[k.replace("_", "-") for k in scores],
+                        horizontal_spacing=0.06)
+    for i, values in enumerate(scores.values()):
+        z = to_numpy(values)
+        fig.add_trace(go.Heatmap(
+            z=z, x=[f"H{h}" for h in range(z.shape[1])], y=[f"L{l}" for l in range(z.shape[0])],
+            zmin=0, zmax=1, colorscale="Blues", showscale=i == len(scores) - 1, texttemplate="%{z:.2f}",
+            colorbar=dict(title="mean attention"), hovertemplate="%{y}%{x}: %{z:.3f}<extra></extra>",
+        ), row=1, col=i + 1)  # fmt: skip
+        fig.update_yaxes(autorange="reversed", row=1, col=i + 1)
+    fig.update_xaxes(title_text="head")
+    fig.update_yaxes(title_text="layer", row=1, col=1)
+    return _layout(fig, title, 300 * len(scores) + 60, 300)
+
+
+def agreement_scatter(ours: dict[str, Float[Tensor, "layer head_index"]],
+                      theirs: dict[str, Float[Tensor, "layer head_index"]], title: str,
+                      x_title: str, y_title: str) -> go.Figure:
+    """Every head's score from two implementations, one colour per kind, with the y = x line."""
+    fig = go.Figure()
+    top = 0.0
+    for i, kind in enumerate(ours):
+        x, y = to_numpy(ours[kind]).ravel(), to_numpy(theirs[kind]).ravel()
+        top = max(top, float(x.max()), float(y.max()))
+        labels = head_labels(*ours[kind].shape)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name=kind.replace("_", "-"), text=labels,
+                                 marker=dict(size=9, color=qualitative.Plotly[i]),
+                                 hovertemplate="%{text}<br>ours %{x:.4f}<br>theirs %{y:.4f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="y = x", line=dict(dash="dash", color="#999")))
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text=y_title, scaleanchor="x")
+    return _layout(fig, title, 560, 480)
+
+
+def head_bars(values: dict[str, Float[Tensor, "layer head_index"]], title: str, y_title: str,
+              reference: float | None = None, reference_label: str = "") -> go.Figure:
+    """Grouped bars, one group per head (L0H0, L0H1, ...), one colour per series."""
+    fig = go.Figure()
+    for i, (name, v) in enumerate(values.items()):
+        fig.add_trace(go.Bar(x=head_labels(*v.shape), y=to_numpy(v).ravel(), name=name,
+                             marker_color=qualitative.Plotly[i % len(qualitative.Plotly)],
+                             hovertemplate=f"{name}<br>%{{x}}: %{{y:.3f}}<extra></extra>"))
+    if reference is not None:
+        fig.add_hline(y=reference, line=dict(dash="dash", color="#999"), annotation_text=reference_label)
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title_text="head (layer, index)")
+    fig.update_yaxes(title_text=y_title)
+    return _layout(fig, title, 820, 400)
+
+
+def composition_figure(scores: dict[str, Float[Tensor, "head_index_0 head_index_1"]], baseline: float,
+                       title: str) -> go.Figure:
+    """Q-, K- and V-composition heatmaps (layer-0 head -> layer-1 head); white = the random baseline."""
+    zmax = max(float(to_numpy(s).max()) for s in scores.values())
+    fig = make_subplots(rows=1, cols=len(scores), subplot_titles=[f"{k.upper()}-composition" for k in scores],
+                        horizontal_spacing=0.08)
+    for i, s in enumerate(scores.values()):
+        z = to_numpy(s)
+        fig.add_trace(go.Heatmap(
+            z=z, x=[f"L1H{h}" for h in range(z.shape[1])], y=[f"L0H{h}" for h in range(z.shape[0])],
+            zmin=0, zmax=zmax, colorscale="RdBu_r", zmid=baseline, showscale=i == len(scores) - 1,
+            texttemplate="%{z:.2f}", colorbar=dict(title="score"),
+            hovertemplate="%{y} -> %{x}: %{z:.3f}<extra></extra>",
+        ), row=1, col=i + 1)  # fmt: skip
+        fig.update_yaxes(autorange="reversed", row=1, col=i + 1)
+    fig.update_xaxes(title_text="reading head (layer 1)")
+    fig.update_yaxes(title_text="writing head (layer 0)", row=1, col=1)
+    return _layout(fig, title, 960, 340)

@@ -158,3 +158,43 @@ def test_induction_scores_agree_with_head_detector():
                                    ("induction", "induction_head")]:  # fmt: skip
         theirs = detect_head(model, text, theirs_name)
         torch.testing.assert_close(ours[ours_name] * n_valid[ours_name] / pos, theirs, atol=1e-5, rtol=0)
+
+
+# --------------------------------------------------------------------------------------
+# Joint ablation and direct logit attribution
+# --------------------------------------------------------------------------------------
+
+
+def test_ablate_heads_matches_one_at_a_time_and_zeroed_weights():
+    model = _model()
+    tokens = torch.randint(1, 50, (3, 12), generator=torch.Generator().manual_seed(0))
+    naive = circuits.ablate_each_head_naive(model, tokens, kind="mean", progress=False)
+    assert circuits.ablate_heads(model, tokens, [(1, 2)], kind="mean") == pytest.approx(naive.ablated[1, 2].item(), abs=1e-5)
+    edited = _model()
+    with torch.no_grad():
+        edited.blocks[0].attn.W_O[1] = 0.0
+        edited.blocks[1].attn.W_O[3] = 0.0
+    expected = induction.per_token_loss(edited(tokens), tokens).mean().item()
+    assert circuits.ablate_heads(model, tokens, [(0, 1), (1, 3)]) == pytest.approx(expected, abs=1e-5)
+    assert circuits.ablate_heads(model, tokens, []) == pytest.approx(naive.clean, abs=1e-5)
+    with pytest.raises(ValueError, match="head"):
+        circuits.ablate_heads(model, tokens, [(0, 4)])
+    assert circuits.hooks_attached(model) == 0
+
+
+def test_head_logit_attribution_matches_transformer_lens_stack():
+    model = _model()
+    tokens = torch.randint(1, 50, (2, 10), generator=torch.Generator().manual_seed(1))
+    mask = torch.rand(2, 10, generator=torch.Generator().manual_seed(2)) > 0.3
+    ours = circuits.head_logit_attribution(model, tokens, mask)
+    _, cache = model.run_with_cache(tokens)
+    stack = cache.stack_head_results(layer=-1, apply_ln=True)[:, :, :-1]  # [layer*head, batch, target_pos, d_model]
+    dirs = model.W_U.T[tokens[:, 1:]]
+    theirs = (stack * dirs).sum(-1)[:, mask[:, 1:]].mean(-1).view(2, 4)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+    # an ablation hook is attached for that run only, and zeroes the head's attribution
+    from interp_helpers.induction import zero_head_hook
+    import functools
+    ablated = circuits.head_logit_attribution(model, tokens, mask, [("blocks.1.attn.hook_z", functools.partial(zero_head_hook, head=2))])
+    assert ablated[1, 2].abs().item() < 1e-6 and not torch.allclose(ablated, ours)
+    assert circuits.hooks_attached(model) == 0

@@ -146,3 +146,33 @@ def test_head_scores_shapes_and_ranges(tiny):
     for s in scores.values():
         assert s.shape == (2, 2) and ((s >= 0) & (s <= 1)).all()
     assert not math.isnan(induction.masked_mean(induction.clean_loss(tiny, rep.tokens), rep.second))
+
+
+def test_scores_agree_with_transformer_lens_head_detector():
+    """Ours with queries="all" equal head_detector's "mul" scores on the same rows; "matched" is larger."""
+    from interp_helpers.tokenizer import load_tokenizer
+    from interp_helpers.zoo import token_pool
+
+    tok = load_tokenizer()
+    cfg = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, n_ctx=48, d_vocab=len(tok),
+                                  attn_only=True, normalization_type="LN", seed=1, default_prepend_bos=True)
+    model = HookedTransformer(cfg, tokenizer=tok)
+    rep = induction.repeated_random_tokens(token_pool(tok), 3, 30, (4, 12), tok.bos_token_id,
+                                           torch.Generator().manual_seed(0))
+    theirs = induction.head_detector_scores(model, rep.tokens)
+    ours_all = induction.head_scores(model, rep.tokens, queries="all")
+    ours = induction.head_scores(model, rep.tokens)
+    for kind in induction.HEAD_KINDS:
+        torch.testing.assert_close(ours_all[kind], theirs[kind].to(ours_all[kind].dtype), atol=1e-5, rtol=0)
+        assert (ours[kind] > ours_all[kind]).all()
+    with pytest.raises(ValueError, match="queries"):
+        induction.head_scores(model, rep.tokens, queries="some")
+
+
+def test_phase_change_step_finds_the_steepest_drop():
+    steps = torch.arange(0, 3000, 100)
+    loss = 6.0 - 5.0 * torch.sigmoid((steps - 1500.0) / 60)  # falls from 6 to 1 around step 1500
+    start, end = induction.phase_change_step(steps, loss, window=2)
+    assert start <= 1500 <= end and end - start == 200
+    with pytest.raises(ValueError, match="window"):
+        induction.phase_change_step(steps[:3], loss[:3], window=3)
