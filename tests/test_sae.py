@@ -1,0 +1,407 @@
+"""Sparse autoencoders: config checks, each architecture's activation, gradients, training, splicing, checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens.hook_points import HookPoint
+
+from interp_helpers import sae as S
+from interp_helpers.models import CheckpointError
+from interp_helpers.toy_models import torch_threads
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Bit-identical training needs one thread, and the test machine shares its cores.
+    with torch_threads(1):
+        yield
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def make(architecture: str = "topk", d_in: int = 8, d_sae: int = 32, **overrides) -> S.SAE:
+    return S.SAE(S.SAEConfig(d_in=d_in, d_sae=d_sae, architecture=architecture, **{"k": 4} | overrides))
+
+
+def superposition(n_features: int = 64, d_in: int = 32, p: float = 0.05, batch: int = 256, seed: int = 0):
+    """Known unit directions and an endless stream of sparse nonnegative combinations of them."""
+    g = gen(seed)
+    directions = torch.randn(n_features, d_in, generator=g)
+    directions /= directions.norm(dim=-1, keepdim=True)
+
+    def stream():
+        while True:
+            magnitude = torch.rand(batch, n_features, generator=g)
+            active = torch.rand(batch, n_features, generator=g) < p
+            yield (magnitude * active) @ directions
+
+    return directions, stream()
+
+
+# ---------------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("k", 0), ("k", 33), ("architecture", "gated"), ("d_in", 0), ("lr", 0.0), ("aux_k", 64),
+     ("jumprelu_bandwidth", 0.0), ("dead_tokens", 0), ("resample_every", -1)],
+)
+def test_config_rejects_bad_values_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"SAEConfig.{field}="):
+        S.SAEConfig(**{"d_in": 8, "d_sae": 32, "architecture": "topk", field: value})
+
+
+def test_config_derived_values():
+    cfg = S.SAEConfig(d_in=8, d_sae=32, architecture="relu", k=100)  # k unused by relu, so not capped at d_sae
+    assert cfg.expansion_factor == 4.0
+    assert cfg.effective_aux_k == 4
+    assert dataclasses.replace(cfg, aux_k=7).effective_aux_k == 7
+    with pytest.raises(ValueError, match=r"allowed: \[1, 32\]"):
+        S.SAEConfig(d_in=8, d_sae=32, architecture="batchtopk", k=100)
+
+
+# ---------------------------------------------------------------------------------- model
+
+
+@pytest.mark.parametrize("architecture", S.ARCHITECTURES)
+def test_shapes_and_init(architecture):
+    sae = make(architecture)
+    assert sae.W_enc.shape == (8, 32) and sae.W_dec.shape == (32, 8)
+    assert sae.b_enc.shape == (32,) and sae.b_dec.shape == (8,)
+    torch.testing.assert_close(sae.W_dec.norm(dim=-1), torch.ones(32))
+    torch.testing.assert_close(sae.W_enc, sae.W_dec.T)  # tied init
+    out = sae(torch.randn(5, 8, generator=gen()))
+    assert out.recon.shape == (5, 8) and out.codes.shape == (5, 32) and out.fired.shape == (32,)
+    assert (out.codes >= 0).all()
+    torch.testing.assert_close(out.loss, out.mse + {"relu": 5.0, "jumprelu": 1e-3}.get(architecture, 0.0) * out.sparsity
+                               + sae.cfg.aux_coeff * out.aux)
+
+
+def test_same_seed_same_init_and_mse_convention():
+    a, b = make(seed=3), make(seed=3)
+    torch.testing.assert_close(a.W_dec, b.W_dec, rtol=0, atol=0)
+    x = torch.randn(6, 8, generator=gen())
+    out = a(x)
+    torch.testing.assert_close(out.mse, (out.recon - x).pow(2).sum(-1).mean())  # summed over d_in, mean over batch
+
+
+def test_decoder_rows_unit_norm_after_a_training_step():
+    cfg = S.SAEConfig(d_in=8, d_sae=32, architecture="relu", lr=0.5, steps=1, l1_coeff=1.0)
+    x = torch.randn(16, 8, generator=gen()) * 5
+    sae, history = S.train_sae(cfg, iter([x]), progress=False)
+    torch.testing.assert_close(sae.W_dec.norm(dim=-1), torch.ones(32))
+    assert not torch.allclose(sae.W_dec, S.SAE(cfg).W_dec)  # the step moved it
+    assert [row["step"] for row in history] == [0]
+    assert set(history[0]) == {"step", "loss", "mse", "explained_variance", "l0", "dead_fraction"}
+
+
+def test_remove_parallel_grad_leaves_only_the_orthogonal_part():
+    sae = make()
+    grad = torch.randn(32, 8, generator=gen(1))
+    sae.W_dec.grad = grad.clone()
+    sae.remove_parallel_grad_()
+    W = sae.W_dec.detach()
+    torch.testing.assert_close((sae.W_dec.grad * W).sum(-1), torch.zeros(32), atol=1e-6, rtol=0)
+    parallel = grad - sae.W_dec.grad  # what was removed is a multiple of each row
+    torch.testing.assert_close(parallel, (parallel * W).sum(-1, keepdim=True) * W, atol=1e-6, rtol=0)
+
+
+def test_topk_keeps_exactly_k_per_row():
+    sae = make("topk", k=5)
+    with torch.no_grad():
+        sae.b_enc.fill_(10.0)  # every pre-activation positive
+    codes = sae.encode(torch.randn(7, 8, generator=gen()))
+    assert ((codes != 0).sum(-1) == 5).all()
+    pre = sae.pre_acts(torch.randn(7, 8, generator=gen()))
+    kept = codes != 0
+    assert (pre.masked_fill(kept, -torch.inf).max(-1).values <= pre.masked_fill(~kept, torch.inf).min(-1).values).all()
+
+
+def test_batchtopk_keeps_k_times_batch_and_thresholds_at_eval():
+    sae = make("batchtopk", k=3)
+    with torch.no_grad():
+        sae.b_enc.fill_(10.0)
+    x = torch.randn(6, 8, generator=gen()) * 3
+    sae.train()
+    codes = sae.encode(x)
+    assert (codes != 0).sum() == 3 * 6
+    assert (codes != 0).sum(-1).unique().numel() > 1  # rows share a budget instead of k each
+    sae.update_threshold_(codes)
+    assert sae.threshold.item() == pytest.approx(codes[codes > 0].min().item())
+    sae.eval()
+    eval_codes = sae.encode(x)
+    pre = sae.pre_acts(x)
+    torch.testing.assert_close(eval_codes, torch.where(pre > sae.threshold, pre, torch.zeros_like(pre)))
+
+
+def test_sparse_decode_matches_dense_values_and_gradients():
+    sae = make("topk", d_in=8, d_sae=32, k=4)
+    indices = torch.stack([torch.randperm(32, generator=gen(i))[:4] for i in range(5)])
+    values = torch.rand(5, 4, generator=gen()).requires_grad_()
+    results = {}
+    for path in ("dense", "sparse"):
+        sae.zero_grad(set_to_none=True)
+        values.grad = None
+        if path == "dense":
+            recon = sae.decode(torch.zeros(5, 32).scatter(-1, indices, values))
+        else:
+            recon = sae.decode_sparse(values, indices)
+        (recon * torch.linspace(-1, 1, 8)).pow(2).sum().backward()
+        results[path] = (recon.detach(), sae.W_dec.grad.clone(), sae.b_dec.grad.clone(), values.grad.clone())
+    for dense, sparse in zip(results["dense"], results["sparse"]):
+        torch.testing.assert_close(sparse, dense, atol=1e-5, rtol=1e-5)
+
+
+def test_sparse_forward_matches_dense_forward():
+    sae = make("topk")
+    x = torch.randn(9, 8, generator=gen())
+    dense, sparse = sae(x), sae(x, sparse=True)
+    assert sparse.codes is None
+    for name in ("recon", "fired", "l0", "mse", "loss"):
+        torch.testing.assert_close(getattr(sparse, name), getattr(dense, name))
+    with pytest.raises(ValueError, match="sparse=True needs architecture='topk'"):
+        make("relu")(x, sparse=True)
+
+
+@pytest.mark.parametrize("architecture", ["topk", "batchtopk"])
+def test_aux_loss_only_moves_dead_latents(architecture):
+    sae = make(architecture, d_in=8, d_sae=32, k=4, aux_k=6, dead_tokens=100)
+    x = torch.randn(16, 8, generator=gen())
+    assert sae(x).aux.item() == 0.0  # nothing dead yet
+    dead = torch.zeros(32, dtype=torch.bool)
+    dead[::3] = True
+    sae.tokens_since_fired[dead] = 100
+    assert torch.equal(sae.dead_mask(), dead)
+    out = sae(x)
+    assert out.aux.item() > 0
+    out.aux.backward()
+    alive = ~dead
+    assert (sae.W_enc.grad[:, alive] == 0).all() and (sae.b_enc.grad[alive] == 0).all()
+    assert (sae.W_dec.grad[alive] == 0).all()
+    assert sae.W_enc.grad[:, dead].abs().sum() > 0 and sae.W_dec.grad[dead].abs().sum() > 0
+
+
+def test_dead_counters():
+    sae = make(dead_tokens=10)
+    fired = torch.zeros(32, dtype=torch.bool)
+    fired[:4] = True
+    sae.update_dead_counts_(fired, 6)
+    sae.update_dead_counts_(fired, 6)
+    assert torch.equal(sae.dead_mask(), ~fired)
+    sae.update_dead_counts_(~fired, 6)
+    assert not sae.dead_mask().any()
+
+
+def test_jumprelu_threshold_gets_l0_gradient_and_gates_codes():
+    sae = make("jumprelu", jumprelu_init_threshold=0.3, jumprelu_bandwidth=0.5)
+    x = torch.randn(64, 8, generator=gen())
+    out = sae(x)
+    pre = sae.pre_acts(x).detach()
+    threshold = sae.log_threshold.exp().detach()
+    assert (out.codes[pre <= threshold] == 0).all()
+    torch.testing.assert_close(out.codes[pre > threshold], pre[pre > threshold])
+    torch.testing.assert_close(out.sparsity, (pre > threshold).float().sum(-1).mean())
+    out.sparsity.backward(retain_graph=True)
+    grad_l0 = sae.log_threshold.grad.clone()
+    assert (grad_l0 <= 0).all() and (grad_l0 < 0).any()  # raising a threshold lowers L0
+    assert sae.W_enc.grad is None or (sae.W_enc.grad == 0).all()  # the step gives no gradient to z
+    sae.zero_grad(set_to_none=True)
+    out.mse.backward()
+    assert sae.log_threshold.grad.abs().sum() > 0  # the reconstruction reaches the threshold too
+
+
+def test_resample_dead_points_dead_latents_at_inputs():
+    cfg = S.SAEConfig(d_in=8, d_sae=32, architecture="relu", dead_tokens=10)
+    sae = S.SAE(cfg)
+    optimizer = torch.optim.Adam(sae.parameters())
+    x = torch.randn(20, 8, generator=gen())
+    sae(x).loss.backward()
+    optimizer.step()
+    dead = torch.zeros(32, dtype=torch.bool)
+    dead[:5] = True
+    sae.tokens_since_fired[dead] = 10
+    before = sae.W_dec.detach().clone()
+    assert sae.resample_dead_(x, gen(1), optimizer) == 5
+    assert not sae.dead_mask().any()
+    torch.testing.assert_close(sae.W_dec[~dead], before[~dead], rtol=0, atol=0)
+    torch.testing.assert_close(sae.W_dec[dead].norm(dim=-1), torch.ones(5))
+    targets = torch.nn.functional.normalize(x - sae.b_dec.detach(), dim=-1)
+    assert ((sae.W_dec[dead].detach() @ targets.T).max(-1).values > 1 - 1e-5).all()  # each is some input's direction
+    assert (sae.b_enc[dead] == 0).all()
+    assert (optimizer.state[sae.W_dec]["exp_avg"][dead] == 0).all()
+    assert (optimizer.state[sae.W_enc]["exp_avg_sq"][:, dead] == 0).all()
+    assert (optimizer.state[sae.W_enc]["exp_avg_sq"][:, ~dead] != 0).any()
+
+
+def test_geometric_median_beats_the_mean_with_outliers():
+    g = gen()
+    points = torch.cat([torch.randn(50, 4, generator=g), torch.randn(5, 4, generator=g) + 100.0])
+    median, mean = S.geometric_median(points, iters=200), points.mean(0)
+    total = lambda c: (points - c).norm(dim=-1).sum()  # noqa: E731
+    assert total(median) < total(mean)
+    assert median.norm() < 2.0  # stays with the bulk; the mean is dragged ~9 units per axis
+    sae = make(d_in=4)
+    sae.init_b_dec_geometric_median(points)
+    torch.testing.assert_close(sae.b_dec.detach(), S.geometric_median(points))
+
+
+# -------------------------------------------------------------------------------- metrics
+
+
+def test_metrics_on_hand_made_codes():
+    codes = torch.tensor([[0.0, 2.0, 0.0, 1.0], [0.0, 0.0, 0.0, 3.0], [0.0, 1.0, 0.0, 4.0]])
+    assert S.l0(codes).item() == pytest.approx(5 / 3)
+    density = S.feature_density(codes)
+    torch.testing.assert_close(density, torch.tensor([0.0, 2 / 3, 0.0, 1.0]))
+    dead, dense = S.dead_and_dense(density, dense_above=0.9)
+    assert dead.tolist() == [True, False, True, False] and dense.tolist() == [False, False, False, True]
+    x = torch.tensor([[1.0, 0.0], [3.0, 2.0]])
+    assert S.explained_variance(x, x).item() == 1.0
+    assert S.explained_variance(x, x.mean(0).expand(2, 2)).item() == pytest.approx(0.0)
+    recon = x + torch.tensor([[1.0, 0.0], [0.0, 0.0]])  # error 1 against total variance 4
+    assert S.normalized_mse(x, recon).item() == pytest.approx(0.25)
+    assert S.explained_variance(x, recon).item() == pytest.approx(0.75)
+
+
+# ------------------------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize("architecture", ["topk", "relu"])
+def test_train_sae_is_deterministic(architecture):
+    def run():
+        _, stream = superposition(d_in=16, n_features=24, batch=64, seed=5)
+        # Many spare latents, a high lr and dead after one quiet batch: AuxK (topk) and resampling (relu) both run.
+        cfg = S.SAEConfig(d_in=16, d_sae=96, architecture=architecture, k=2, steps=30, seed=11, lr=1e-2,
+                          l1_coeff=3.0, warmup_steps=5, dead_tokens=128, resample_every=10)
+        return S.train_sae(cfg, stream, progress=False, log_every=5)
+
+    (a, history_a), (b, history_b) = run(), run()
+    for name, tensor in a.state_dict().items():
+        torch.testing.assert_close(b.state_dict()[name], tensor, rtol=0, atol=0)
+    assert history_a == history_b and [row["step"] for row in history_a] == [0, 5, 10, 15, 20, 25, 29]
+    assert max(row["dead_fraction"] for row in history_a) > 0
+
+
+def test_iterate_batches_covers_every_row_once_per_epoch():
+    data = torch.arange(10.0)[:, None].expand(10, 3)
+    batches = S.iterate_batches(data, 4, gen())
+    epoch = torch.cat([next(batches) for _ in range(2)])  # 10 // 4 = 2 full batches, the rest dropped
+    assert epoch.shape == (8, 3) and epoch[:, 0].unique().numel() == 8
+    assert next(batches).shape == (4, 3)  # and the next epoch starts
+
+
+def test_topk_sae_recovers_superposed_directions():
+    directions, stream = superposition(n_features=64, d_in=32, p=0.05)
+    cfg = S.SAEConfig(d_in=32, d_sae=128, architecture="topk", k=8, lr=3e-3, steps=400, dead_tokens=20_000)
+    sae, history = S.train_sae(cfg, stream, progress=False)
+    x = next(stream)
+    assert S.explained_variance(x, sae(x).recon.detach()).item() >= 0.9
+    best_cosine = (directions @ sae.W_dec.detach().T).max(-1).values
+    assert (best_cosine > 0.9).float().mean().item() >= 0.5
+    assert history[-1]["explained_variance"] >= 0.9 and history[-1]["l0"] <= 8
+
+
+def test_batchtopk_eval_threshold_reconstructs_after_training():
+    _, stream = superposition(n_features=32, d_in=16, p=0.1, batch=128)
+    cfg = S.SAEConfig(d_in=16, d_sae=64, architecture="batchtopk", k=4, lr=3e-3, steps=200)
+    sae, _ = S.train_sae(cfg, stream, progress=False)
+    assert not sae.training and sae.threshold.item() > 0
+    x = next(stream)
+    out = sae(x)
+    assert S.explained_variance(x, out.recon.detach()).item() >= 0.8
+    assert 2 <= out.l0.item() <= 8  # the threshold keeps about k per row on average
+
+
+def test_jumprelu_training_learns_thresholds():
+    _, stream = superposition(n_features=32, d_in=16, p=0.1, batch=128)
+    cfg = S.SAEConfig(d_in=16, d_sae=64, architecture="jumprelu", lr=3e-3, steps=200, l0_coeff=3e-3,
+                      jumprelu_bandwidth=0.05, jumprelu_init_threshold=0.05)
+    sae, history = S.train_sae(cfg, stream, progress=False)
+    assert not torch.allclose(sae.log_threshold.exp(), torch.full((64,), 0.05))
+    assert history[-1]["l0"] < history[0]["l0"] and history[-1]["explained_variance"] >= 0.8
+
+
+# ------------------------------------------------------------------ splicing into a model
+
+
+def _tiny_model() -> HookedTransformer:
+    cfg = HookedTransformerConfig(n_layers=1, d_model=16, d_mlp=32, n_heads=2, d_head=8, n_ctx=16, d_vocab=50,
+                                  act_fn="gelu", seed=0, initializer_range=0.5)
+    model = HookedTransformer(cfg)
+    model.eval()
+    return model
+
+
+def _identity_sae(d: int) -> S.SAE:
+    """relu SAE with latents +e_i and -e_i: ReLU(x) - ReLU(-x) = x, an exact reconstruction."""
+    sae = S.SAE(S.SAEConfig(d_in=d, d_sae=2 * d, architecture="relu"))
+    eye = torch.eye(d)
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.cat([eye, -eye]))
+        sae.W_enc.copy_(sae.W_dec.T)
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae
+
+
+def test_ce_loss_recovered_identity_and_zero_saes():
+    model = _tiny_model()
+    tokens = torch.randint(0, 50, (4, 16), generator=gen())
+    hook_name = "blocks.0.hook_resid_mid"
+    identity = S.ce_loss_recovered(model, _identity_sae(16), hook_name, tokens)
+    assert abs(identity["zero_ablated"] - identity["clean"]) > 0.05  # a well-defined denominator
+    assert identity["spliced"] == pytest.approx(identity["clean"], abs=1e-4)
+    assert identity["recovered"] == pytest.approx(1.0, abs=1e-3)
+    zero_sae = _identity_sae(16)
+    with torch.no_grad():
+        zero_sae.W_dec.zero_()
+    zero = S.ce_loss_recovered(model, zero_sae, hook_name, tokens)
+    assert zero["recovered"] == pytest.approx(0.0, abs=1e-3)
+    assert zero["clean"] == identity["clean"]
+
+
+def test_splice_hook_flattens_hook_z_heads():
+    act = torch.randn(2, 3, 2, 8, generator=gen())  # [batch, pos, head_index, d_head]
+    torch.testing.assert_close(S.sae_splice_hook(act, HookPoint(), _identity_sae(16)), act)
+    with pytest.raises(ValueError, match="does not flatten"):
+        S.sae_splice_hook(torch.randn(2, 3, 5), HookPoint(), _identity_sae(16))
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+@pytest.mark.parametrize("architecture", S.ARCHITECTURES)
+def test_save_load_round_trip(tmp_path, architecture):
+    cfg = S.SAEConfig(d_in=8, d_sae=32, architecture=architecture, k=4, seed=2, l1_coeff=0.5)
+    sae = S.SAE(cfg)
+    with torch.no_grad():
+        sae.b_dec.normal_(generator=gen())
+        sae.tokens_since_fired[:3] = 7
+    S.save_sae(sae, cfg, tmp_path / "sae")
+    loaded = S.load_sae(tmp_path / "sae")
+    assert loaded.cfg == cfg and not loaded.training
+    for name, tensor in sae.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], tensor, rtol=0, atol=0)
+    x = torch.randn(4, 8, generator=gen())
+    sae.eval()
+    torch.testing.assert_close(loaded(x).recon, sae(x).recon)
+
+
+def test_save_and_load_reject_mismatches(tmp_path):
+    cfg = S.SAEConfig(d_in=8, d_sae=32, k=4)
+    with pytest.raises(ValueError, match="cfg differs"):
+        S.save_sae(S.SAE(cfg), dataclasses.replace(cfg, d_sae=16), tmp_path)
+    S.save_sae(S.SAE(cfg), cfg, tmp_path)
+    (tmp_path / "config.json").write_text('{"d_in": 8, "d_sae": 64, "k": 4}')
+    with pytest.raises(CheckpointError, match=r"has shape \(32,?.*config.json implies \(64"):
+        S.load_sae(tmp_path)
+    with pytest.raises(CheckpointError, match="missing"):
+        S.load_sae(tmp_path / "nowhere")
