@@ -130,8 +130,6 @@ def test_unknown_name_is_a_usage_error(capsys):
 
 def test_cli_wires_train_zoo(cli):
     result = cli("train-zoo", "--help", timeout=60)
-    if result.returncode != 0 and "invalid choice" in result.stderr:
-        pytest.skip("interp_helpers/cli.py does not wire `train-zoo` yet")
     assert result.returncode == 0 and "--steps" in result.stdout
 
 
