@@ -21,8 +21,10 @@ sums to 1), whereas `induction` averages over the queries where the pattern is
 defined. On one sequence of `pos` tokens, with BOS and no token occurring more than
 twice, detect_head = induction score x n_valid / pos, where n_valid is pos - 1 for
 previous-token and the number of repeated tokens for duplicate-token and induction
-(tests/test_circuits.py checks this). With a token occurring three or more times
-detect_head counts every earlier occurrence, induction.py only the latest.
+(tests/test_circuits.py checks this). `induction.head_scores(..., queries="all")` uses
+detect_head's denominator directly, and `induction.head_detector_scores` runs
+detect_head itself (tests/test_induction.py checks they agree). With a token occurring
+three or more times detect_head counts every earlier occurrence, induction.py only the latest.
 """
 
 from __future__ import annotations
@@ -46,15 +48,17 @@ from interp_helpers.params import check_choice, check_range
 # --------------------------------------------------------------------------------------
 
 
-def full_ov_circuit(model: HookedTransformer, layer: int) -> FactoredMatrix:
+def full_ov_circuit(model: HookedTransformer, layer: int, vocab: Int[Tensor, " vocab"] | None = None) -> FactoredMatrix:
     """W_E @ W_OV @ W_U for every head of `layer`: [head_index, d_vocab, d_vocab], factored through d_head.
 
     This is the direct path "attend to token s -> change the logit of token t" of each
     head. Stored as [d_vocab, d_head] @ [d_head, d_vocab], about 2 x d_vocab x d_head floats
-    per head instead of d_vocab^2.
+    per head instead of d_vocab^2. `vocab` restricts both sides to those token ids (e.g. the
+    words a task uses), leaving out tokens whose embeddings never trained.
     """
     check_range("layer", layer, 0, model.cfg.n_layers - 1)
-    return FactoredMatrix(model.W_E @ model.W_V[layer], model.W_O[layer] @ model.W_U)
+    W_E, W_U = (model.W_E, model.W_U) if vocab is None else (model.W_E[vocab], model.W_U[:, vocab])
+    return FactoredMatrix(W_E @ model.W_V[layer], model.W_O[layer] @ W_U)
 
 
 def copying_eigen_score(circuit: FactoredMatrix) -> Float[Tensor, "..."]:
@@ -97,11 +101,12 @@ class CopyingScores:
 
 
 @torch.no_grad()
-def copying_scores(model: HookedTransformer, k: int = 5, chunk: int = 512) -> CopyingScores:
-    """Both copying scores of every head's full OV circuit, computed one layer at a time."""
+def copying_scores(model: HookedTransformer, k: int = 5, chunk: int = 512,
+                   vocab: Int[Tensor, " vocab"] | None = None) -> CopyingScores:
+    """Both copying scores of every head's full OV circuit (over `vocab` only, if given), one layer at a time."""
     eigen, top_k = [], []
     for layer in range(model.cfg.n_layers):
-        circuit = full_ov_circuit(model, layer)
+        circuit = full_ov_circuit(model, layer, vocab)
         eigen.append(copying_eigen_score(circuit))
         top_k.append(diagonal_top_k_accuracy(circuit, k, chunk))
     return CopyingScores(torch.stack(eigen), torch.stack(top_k), k)

@@ -180,6 +180,8 @@ def head_detector_scores(model: HookedTransformer, tokens: Int[Tensor, "batch po
     """
     from transformer_lens.head_detector import detect_head
 
+    if tokens.shape[1] >= model.cfg.n_ctx:  # detect_head asserts pos < n_ctx
+        raise ValueError(f"head_detector_scores needs fewer than n_ctx={model.cfg.n_ctx} tokens per row, got {tokens.shape[1]}")
     texts = [model.tokenizer.decode(row[1:]) for row in tokens]
     for text, row in zip(texts, tokens):
         if not torch.equal(model.to_tokens(text)[0].cpu(), row.cpu()):

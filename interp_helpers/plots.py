@@ -563,3 +563,27 @@ def composition_figure(scores: dict[str, Float[Tensor, "head_index_0 head_index_
     fig.update_xaxes(title_text="reading head (layer 1)")
     fig.update_yaxes(title_text="writing head (layer 0)", row=1, col=1)
     return _layout(fig, title, 960, 340)
+
+
+def token_loss_figure(str_tokens: list[str], loss: Float[Tensor, " target_pos"], groups: list[str], title: str,
+                      reference: float | None = None, reference_label: str = "") -> go.Figure:
+    """Loss of predicting each token of one row, one bar per predicted token, coloured by its group.
+
+    `str_tokens` has one more entry than `loss` (the first token is never predicted);
+    `groups[i]` names the group of predicted token i + 1 (e.g. "first copy").
+    """
+    values = to_numpy(loss)
+    names = list(dict.fromkeys(groups))
+    fig = go.Figure()
+    for i, name in enumerate(names):
+        idx = [j for j, g in enumerate(groups) if g == name]
+        fig.add_trace(go.Bar(
+            x=[j + 1 for j in idx], y=values[idx], name=name, customdata=[repr(str_tokens[j + 1]) for j in idx],
+            marker_color=qualitative.Plotly[i % len(qualitative.Plotly)],
+            hovertemplate="position %{x}: %{customdata}<br>loss %{y:.2f} nats<extra></extra>",
+        ))  # fmt: skip
+    if reference is not None:
+        fig.add_hline(y=reference, line=dict(dash="dash", color="#999"), annotation_text=reference_label)
+    fig.update_xaxes(title_text="position of the predicted token")
+    fig.update_yaxes(title_text="loss (nats)", rangemode="tozero")
+    return _layout(fig, title, 900, 360)

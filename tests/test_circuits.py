@@ -66,6 +66,19 @@ def test_copying_matches_dense_computation():
             assert scores.top_k[layer, head].item() == pytest.approx(hit.item())
 
 
+def test_copying_on_a_sub_vocabulary_is_the_dense_submatrix():
+    model = _model(d_vocab=200)
+    vocab = torch.tensor([3, 17, 42, 99, 150, 151, 199])
+    scores = circuits.copying_scores(model, k=2, vocab=vocab)
+    dense = model.W_E[vocab] @ model.W_V[1, 2] @ model.W_O[1, 2] @ model.W_U[:, vocab]
+    eig = torch.linalg.eigvals(dense.double())
+    assert scores.eigen[1, 2].item() == pytest.approx((eig.sum() / eig.abs().sum()).real.item(), abs=1e-4)
+    hit = (dense.topk(2, dim=-1).indices == torch.arange(len(vocab))[:, None]).any(-1).float().mean()
+    assert scores.top_k[1, 2].item() == pytest.approx(hit.item())
+    whole = circuits.copying_scores(model, k=2, vocab=torch.arange(200))
+    torch.testing.assert_close(whole.top_k, circuits.copying_scores(model, k=2).top_k)
+
+
 # --------------------------------------------------------------------------------------
 # Composition
 # --------------------------------------------------------------------------------------
