@@ -30,7 +30,13 @@ test-unit: setup
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
+# SAELens is the SAE bench's baseline, never a workbook dependency: installed here only,
+# constrained to the versions already in .venv so it cannot move torch or anything else.
+SAELENS := sae-lens==6.54.12
 bench: setup
+	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/bench-constraints.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/bench-constraints.txt "$(SAELENS)" \
+		|| echo "could not install $(SAELENS): the SAE bench reports ours alone"
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
