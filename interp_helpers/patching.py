@@ -1,0 +1,505 @@
+"""Activation patching: every patch site of a kind in one stacked batch.
+
+Denoising, as in `transformer_lens.patching`: run the *corrupted* prompts, replace one
+activation (a site) with its value from the *clean* run, and score the patched logits of
+the whole prompt batch with `metric(logits) -> scalar`. Each function here returns what
+the TransformerLens function of the same role returns (same shape, same values to about
+1e-6): `resid_pre_by_pos` = `get_act_patch_resid_pre`, `attn_head_out_all_pos` =
+`get_act_patch_attn_head_out_all_pos`, and so on (tests/test_patching.py checks each).
+
+How it differs: TransformerLens runs one forward pass per site. Here every site becomes a
+block of `batch` rows (copies of the corrupted prompts) in one stacked batch, and one pure
+hook per hook point replaces, in each block, that block's site with the clean activation
+(`torch.where` with a per-row mask, like `circuits.replace_heads_hook`). Rows go through
+the model `max_batch` at a time; a chunk may cut a block anywhere. On top of that, three
+short cuts that leave the result unchanged:
+
+- Layers before the patched one compute the same thing for every block, so rows of sites at
+  layer l join the run at layer l, from the corrupted run's `blocks.{l}.hook_resid_pre`: a
+  chunk runs one layer at a time (`model(resid, start_at_layer=l, stop_at_layer=l + 1)`,
+  with the shortformer positional embedding and the attention mask as the full forward
+  computes them), appending the rows that join there (sites are sorted by layer).
+- The model is causal: a patch at position p cannot change positions before p. Rows of a
+  site at position p run positions p.. only, reading the earlier positions' keys and
+  values from the corrupted run through TransformerLens's (frozen) key-value cache; the
+  logits before p are the corrupted ones. Used for the hook points whose position axis is
+  known (`_CAUSAL_HOOKS`), with standard, shortformer or rotary positions and no padding
+  mask; everything else starts at position 0.
+- A metric that reads one position per prompt (a `PositionMetric`, such as
+  `logit_diff_metric`) gets the unembedding of those positions only (up to half the work of
+  a small model with a large vocabulary). Any other callable gets full logits.
+
+On one CPU thread the forward passes are compute-bound, so stacking alone gains ~10%; the
+short cuts are what count. benchmarks/bench_patching.py (zoo-gelu-4l: 4 layers, d_model
+128, d_vocab 4096; 8 prompts of 20 tokens) measured 3x (attn_head_out_all_pos), 4x
+(resid_pre_by_pos) and 5.7x (attn_head_out_by_pos) against transformer_lens.patching with
+a PositionMetric, 1.8-2.7x with a plain-function metric.
+
+Sites are `Site(hook, pos, head)`: a hook point name (`blocks.{l}.attn.hook_z`), a query
+(destination) position or None for all positions, and a head or None for all heads.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import ActivationCache, HookedTransformer
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
+from transformer_lens.hook_points import HookPoint
+from transformer_lens.utilities import get_act_name
+
+from interp_helpers.circuits import MAX_TOKENS
+from interp_helpers.params import check_range
+
+Metric = Callable[[Float[Tensor, "batch pos d_vocab"]], Float[Tensor, ""]]
+Cache = ActivationCache | Mapping[str, Tensor]  # the clean run's activations, by hook name
+
+# --------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------
+
+
+class PositionMetric:
+    """A metric of the logits at one position per prompt; patching unembeds only those positions.
+
+    Subclasses give `positions` (which position of each prompt is read) and `at_positions`
+    (the metric of those logits, [batch, d_vocab]); calling the metric on full logits
+    [batch, pos, d_vocab] picks the positions and calls `at_positions`, so it works
+    wherever a plain metric does (e.g. in `transformer_lens.patching`).
+    """
+
+    def positions(self, n_pos: int) -> Int[Tensor, " batch"]:
+        raise NotImplementedError
+
+    def at_positions(self, logits: Float[Tensor, "batch d_vocab"]) -> Float[Tensor, ""]:
+        raise NotImplementedError
+
+    def __call__(self, logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, ""]:
+        positions = self.positions(logits.shape[1]).to(logits.device)
+        return self.at_positions(logits[torch.arange(logits.shape[0], device=logits.device), positions])
+
+
+@dataclass(frozen=True, eq=False)
+class LogitDiff(PositionMetric):
+    """Mean over prompts of logit[correct] - logit[wrong] at position `pos` (an int, or one per prompt)."""
+
+    answer_tokens: Int[Tensor, "batch 2"]  # [:, 0] correct, [:, 1] wrong
+    pos: int | Int[Tensor, " batch"] = -1
+
+    def positions(self, n_pos: int) -> Int[Tensor, " batch"]:
+        pos = torch.as_tensor(self.pos).expand(self.answer_tokens.shape[0])
+        if ((pos < -n_pos) | (pos >= n_pos)).any():
+            raise ValueError(f"parameter pos={self.pos!r} is out of range for prompts of {n_pos} tokens")
+        return pos % n_pos
+
+    def at_positions(self, logits: Float[Tensor, "batch d_vocab"]) -> Float[Tensor, ""]:
+        picked = logits.gather(-1, self.answer_tokens.to(logits.device))  # [batch, 2]
+        return (picked[:, 0] - picked[:, 1]).mean()
+
+
+def logit_diff_metric(answer_tokens: Int[Tensor, "batch 2"], pos: int | Int[Tensor, " batch"] = -1) -> LogitDiff:
+    """metric(logits) = mean of logit[answer_tokens[:, 0]] - logit[answer_tokens[:, 1]] at `pos`.
+
+    `pos` is one position for every prompt (default the last; negative counts from the end)
+    or a [batch] tensor of per-prompt positions, e.g. the last real token of padded prompts.
+    """
+    if answer_tokens.ndim != 2 or answer_tokens.shape[1] != 2:
+        raise ValueError(f"parameter answer_tokens has shape {tuple(answer_tokens.shape)}; expected (batch, 2)")
+    if isinstance(pos, Tensor) and pos.shape != answer_tokens.shape[:1]:
+        raise ValueError(f"parameter pos has shape {tuple(pos.shape)}; expected ({answer_tokens.shape[0]},), one per prompt")
+    return LogitDiff(answer_tokens, pos)
+
+
+@dataclass(frozen=True, eq=False)
+class Normalised:
+    """(metric - corrupted_value) / (clean_value - corrupted_value): 0 = corrupted, 1 = clean."""
+
+    metric: Metric
+    clean_value: float
+    corrupted_value: float
+
+    def scale(self, value: Float[Tensor, ""]) -> Float[Tensor, ""]:
+        return (value - self.corrupted_value) / (self.clean_value - self.corrupted_value)
+
+    def __call__(self, logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, ""]:
+        return self.scale(self.metric(logits))
+
+
+@dataclass(frozen=True, eq=False)
+class NormalisedAtPositions(Normalised, PositionMetric):
+    """`Normalised` of a `PositionMetric`, itself a PositionMetric (so patching stays fast)."""
+
+    def positions(self, n_pos: int) -> Int[Tensor, " batch"]:
+        return self.metric.positions(n_pos)
+
+    def at_positions(self, logits: Float[Tensor, "batch d_vocab"]) -> Float[Tensor, ""]:
+        return self.scale(self.metric.at_positions(logits))
+
+
+def normalised_metric(metric: Metric, clean_value: float | Tensor, corrupted_value: float | Tensor) -> Normalised:
+    """`metric` rescaled so that the corrupted run scores 0 and the clean run 1."""
+    clean_value, corrupted_value = float(clean_value), float(corrupted_value)
+    if clean_value == corrupted_value:
+        raise ValueError(f"parameter clean_value={clean_value!r} equals corrupted_value: nothing to normalise by")
+    kind = NormalisedAtPositions if isinstance(metric, PositionMetric) else Normalised
+    return kind(metric, clean_value, corrupted_value)
+
+
+# --------------------------------------------------------------------------------------
+# Sites and the stacked run
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    """One patch: hook point `hook`, at query position `pos` (None: all), head `head` (None: all).
+
+    Activations shaped [batch, pos, ...] (residual stream, attn_out, mlp_out, ...) take
+    `pos`; those shaped [batch, pos, head_index, ...] (q, k, v, z, result) also `head`.
+    For hook_pattern and hook_attn_scores ([batch, head_index, dest_pos, src_pos]) `pos` is
+    the destination position, and every source position is patched.
+    """
+
+    hook: str
+    pos: int | None = None
+    head: int | None = None
+
+    @classmethod
+    def of(cls, name: str, layer: int, pos: int | None = None, head: int | None = None) -> Site:
+        """Site from a short activation name, e.g. Site.of("z", 3, head=1) -> blocks.3.attn.hook_z."""
+        return cls(get_act_name(name, layer), pos, head)
+
+
+# Hook points whose activations keep the usual layout when only positions p.. are run
+# through the key-value cache: [rows, pos, ...], or [rows, head_index, dest_pos, src_pos]
+# with every source position (the pattern kinds).
+_PATTERN_HOOKS = ("attn.hook_pattern", "attn.hook_attn_scores")
+_CAUSAL_HOOKS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
+                 "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z", "attn.hook_result",
+                 "mlp.hook_pre", "mlp.hook_post", *_PATTERN_HOOKS)  # fmt: skip
+_CAUSAL_POSITIONS = ("standard", "shortformer", "rotary")
+_BLOCK = re.compile(r"blocks\.(\d+)\.(.+)")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated site: layer (None: not in a block), first position to run, patch position and head."""
+
+    hook: str
+    layer: int | None
+    start_pos: int
+    pos: int | None
+    head: int | None
+    pattern: bool  # [batch, head_index, dest_pos, src_pos] layout
+
+
+def _plan(model: HookedTransformer, clean_cache: Cache, corrupted_shape: tuple[int, int], site: Site,
+          causal: bool) -> _Plan:  # fmt: skip
+    if site.hook not in model.hook_dict:
+        raise ValueError(f"parameter sites: {site} names no hook point of the model")
+    store = getattr(clean_cache, "cache_dict", clean_cache)
+    if site.hook not in store:
+        raise ValueError(f"parameter clean_cache has no activation {site.hook!r} (needed by {site})")
+    clean = store[site.hook]
+    match = _BLOCK.fullmatch(site.hook)
+    pattern = match is not None and match.group(2) in _PATTERN_HOOKS
+    batch, n_pos = corrupted_shape
+    clean_shape = (clean.shape[0], clean.shape[2]) if pattern else tuple(clean.shape[:2])
+    if clean_shape != (batch, n_pos):
+        raise ValueError(f"parameter corrupted_tokens has shape {corrupted_shape} but clean_cache holds activations "
+                         f"of {clean_shape} prompts x positions ({site.hook}): clean and corrupted tokens must have the same shape")  # fmt: skip
+    pos = site.pos
+    if pos is not None:
+        check_range("sites[].pos", pos, -n_pos, n_pos - 1)
+        pos %= n_pos
+    if site.head is not None:
+        if not pattern and clean.ndim != 4:
+            raise ValueError(f"parameter sites: {site} gives a head, but {site.hook} has no head axis")
+        check_range("sites[].head", site.head, 0, clean.shape[1 if pattern else 2] - 1)
+    layer = int(match.group(1)) if match else None
+    start_pos = pos if causal and pos and match and match.group(2) in _CAUSAL_HOOKS else 0
+    return _Plan(site.hook, layer, start_pos, pos, site.head, pattern)
+
+
+def patch_hook(
+    activation: Float[Tensor, "..."],
+    hook: HookPoint,
+    mask: Bool[Tensor, "..."],
+    clean: Float[Tensor, "..."],
+) -> Float[Tensor, "..."]:
+    """`activation` with the clean value wherever `mask` (broadcast over the last axis) is set (a new tensor).
+
+    `mask` and `clean` cover every row of the chunk; while only the first rows have
+    entered (rows join at their site's layer), the first activation.shape[0] are used.
+    """
+    rows = activation.shape[0]
+    return torch.where(mask[:rows], clean[:rows].to(activation.dtype), activation)
+
+
+def _frozen_kv_cache(
+    keys: Float[Tensor, "rows past head_index d_head"], values: Float[Tensor, "rows past head_index d_head"], layer: int,
+) -> TransformerLensKeyValueCache:  # fmt: skip
+    """A frozen cache whose entry for `layer` holds the given keys and values (the only entry a one-layer forward reads)."""
+    entries = [None] * layer + [TransformerLensKeyValueCacheEntry(keys, values, frozen=True)]
+    mask = torch.ones(keys.shape[0], keys.shape[1], dtype=torch.int, device=keys.device)
+    return TransformerLensKeyValueCache(entries, mask, frozen=True)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _Corrupted:
+    """What the chunks read from the corrupted run."""
+
+    tokens: Int[Tensor, "batch pos"]
+    logits: Float[Tensor, "batch pos d_vocab"] | None  # only for a plain metric
+    resid_pre: list[Tensor]  # per layer, [batch, pos, d_model]
+    final_resid: Float[Tensor, "batch pos d_model"]  # blocks.{n_layers - 1}.hook_resid_post
+    keys: list[Tensor]  # per layer, [batch, pos, head_index, d_head] (empty unless a site starts after position 0)
+    values: list[Tensor]
+    shortformer: Float[Tensor, "batch pos d_model"] | None  # as forward() computes them
+    attention_mask: Int[Tensor, "batch pos"] | None
+
+
+def _corrupted_run(model: HookedTransformer, tokens: Int[Tensor, "batch pos"], with_kv: bool, with_logits: bool) -> _Corrupted:
+    """One forward of the corrupted prompts, caching what the chunks start from."""
+    n_layers = model.cfg.n_layers
+    _, _, shortformer, attention_mask = model.input_to_embed(tokens)
+    names = {f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)} | {f"blocks.{n_layers - 1}.hook_resid_post"}
+    if with_kv:
+        names |= {f"blocks.{layer}.attn.hook_{name}" for layer in range(n_layers) for name in "kv"}
+    logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names,
+                                         return_type="logits" if with_logits else None)  # fmt: skip
+    kv_layers = range(n_layers) if with_kv else range(0)
+    return _Corrupted(tokens, logits, [cache[f"blocks.{layer}.hook_resid_pre"] for layer in range(n_layers)],
+                      cache[f"blocks.{n_layers - 1}.hook_resid_post"],
+                      [cache[f"blocks.{layer}.attn.hook_k"] for layer in kv_layers],
+                      [cache[f"blocks.{layer}.attn.hook_v"] for layer in kv_layers],
+                      shortformer, attention_mask)  # fmt: skip
+
+
+def _run_chunk(
+    model: HookedTransformer, corrupted: _Corrupted, fwd_hooks: list, prompts: Int[Tensor, " rows"],
+    entry_layers: list[int | None], start_pos: int, final: bool,
+) -> Float[Tensor, "rows new_pos d_out"]:  # fmt: skip
+    """Final residual stream (`final`) or logits of the chunk's rows at positions start_pos.. .
+
+    Rows whose site is not in a block run from the tokens. Otherwise row r joins at
+    entry_layers[r] (non-decreasing), from the corrupted run's resid_pre there; layers are
+    run one at a time through `model(..., start_at_layer=l, stop_at_layer=l + 1)`, with
+    positions before start_pos read from the corrupted keys and values.
+    """
+    n_layers = model.cfg.n_layers
+    with model.hooks(fwd_hooks=fwd_hooks):
+        if None in entry_layers:
+            assert start_pos == 0
+            return model(corrupted.tokens[prompts], stop_at_layer=n_layers if final else None)
+        resid, entered = None, 0
+        for layer in range(entry_layers[0], n_layers):
+            joining = sum(1 for entry in entry_layers[entered:] if entry == layer)
+            if joining:
+                new = corrupted.resid_pre[layer][prompts[entered:entered + joining], start_pos:]
+                resid = new if resid is None else torch.cat([resid, new])
+                entered += joining
+            here = prompts[:entered]
+            kwargs = {}
+            if corrupted.shortformer is not None:
+                kwargs["shortformer_pos_embed"] = corrupted.shortformer[here, start_pos:]
+            if corrupted.attention_mask is not None:
+                kwargs["attention_mask"] = corrupted.attention_mask[here]
+            if start_pos > 0:
+                kwargs["past_kv_cache"] = _frozen_kv_cache(corrupted.keys[layer][here, :start_pos],
+                                                           corrupted.values[layer][here, :start_pos], layer)  # fmt: skip
+            resid = model(resid, start_at_layer=layer, stop_at_layer=layer + 1, **kwargs)
+    return resid if final else model(resid, start_at_layer=n_layers)  # ln_final, unembed, softcap
+
+
+@torch.no_grad()
+def patch_sites(
+    model: HookedTransformer,
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    clean_cache: Cache,
+    metric: Metric,
+    sites: Sequence[Site],
+    max_batch: int | None = None,
+    progress: bool = True,
+) -> Float[Tensor, " site"]:
+    """metric of the corrupted run with each site patched from `clean_cache`, one value per site.
+
+    Every site is one block of `batch` rows in a stacked batch, run `max_batch` rows at a
+    time (default: about `circuits.MAX_TOKENS` = 2048 tokens a chunk, counting only the
+    positions a chunk runs). Rows join the run at their site's layer and, for sites at one
+    position, start at that position (see the module docstring). `metric` is called once
+    per site on [batch, pos, d_vocab] logits, or, for a `PositionMetric`, with the logits of
+    the read positions only. A tqdm bar appears after 3 s.
+    """
+    if max_batch is not None:
+        check_range("max_batch", max_batch, 1)
+    batch, n_pos = corrupted_tokens.shape
+    cfg, device = model.cfg, model.cfg.device
+    corrupted_tokens = corrupted_tokens.to(device)
+    causal = cfg.positional_embedding_type in _CAUSAL_POSITIONS
+    if causal:  # a padding mask (left padding) rules out the key-value cache short cut
+        causal = model.input_to_embed(corrupted_tokens[:1])[3] is None
+    plans = [_plan(model, clean_cache, (batch, n_pos), site, causal) for site in sites]
+    results = torch.zeros(len(plans), device=device)
+    if not plans:
+        return results
+    store = getattr(clean_cache, "cache_dict", clean_cache)
+    fast = isinstance(metric, PositionMetric) and not any(p.hook.startswith(("ln_final", "unembed")) for p in plans)
+    read = metric.positions(n_pos).to(device) if fast else None
+    if read is not None and read.shape != (batch,):
+        raise ValueError(f"parameter metric reads {tuple(read.shape)} positions; corrupted_tokens has {batch} prompts")
+    corrupted = _corrupted_run(model, corrupted_tokens, with_kv=any(p.start_pos > 0 for p in plans), with_logits=not fast)
+    n_layers = cfg.n_layers
+
+    # Sites sorted by (first position, layer): a chunk never mixes first positions, and its rows join in order.
+    order = sorted(range(len(plans)), key=lambda i: (plans[i].start_pos, -1 if plans[i].layer is None else plans[i].layer))
+    chunks = []
+    group_start = 0
+    for k in range(1, len(order) + 1):
+        start_pos = plans[order[group_start]].start_pos
+        if k == len(order) or plans[order[k]].start_pos != start_pos:
+            rows = max_batch or max(1, MAX_TOKENS // (n_pos - start_pos))
+            chunks += [(start, min(start + rows, k * batch)) for start in range(group_start * batch, k * batch, rows)]
+            group_start = k
+
+    pending: list[Tensor] = []
+    for start, end in tqdm(chunks, desc="patching", delay=3.0, disable=not progress):
+        prompts = torch.arange(start, end, device=device) % batch
+        chunk_sites = range(start // batch, (end - 1) // batch + 1)
+        chunk_plans = [plans[order[k]] for k in chunk_sites]
+        p0 = chunk_plans[0].start_pos
+
+        masks: dict[str, Tensor] = {}
+        cleans: dict[str, Tensor] = {}
+        entry_layers: list[int | None] = []
+        for k, plan in zip(chunk_sites, chunk_plans):
+            lo, hi = max(k * batch, start) - start, min((k + 1) * batch, end) - start
+            entry_layers += [plan.layer] * (hi - lo)
+            if plan.hook not in masks:
+                clean = store[plan.hook].to(device)
+                clean = clean[prompts, :, p0:] if plan.pattern else clean[prompts, p0:]
+                cleans[plan.hook] = clean
+                masks[plan.hook] = torch.zeros(*clean.shape[:-1], 1, dtype=torch.bool, device=device)
+            index: list[slice | int] = [slice(lo, hi)] + [slice(None)] * (masks[plan.hook].ndim - 1)
+            pos_axis, head_axis = (2, 1) if plan.pattern else (1, 2)
+            if plan.pos is not None:
+                index[pos_axis] = plan.pos - p0
+            if plan.head is not None:
+                index[head_axis] = plan.head
+            masks[plan.hook][tuple(index)] = True
+        fwd_hooks = [(name, functools.partial(patch_hook, mask=masks[name], clean=cleans[name])) for name in masks]
+
+        out = _run_chunk(model, corrupted, fwd_hooks, prompts, entry_layers, p0, final=fast)
+        if fast:
+            at = read[prompts]
+            new = out[torch.arange(len(prompts), device=device), (at - p0).clamp(min=0)]
+            picked = torch.where((at >= p0)[:, None], new, corrupted.final_resid[prompts, at])  # before p0: unchanged
+            out = model(picked[:, None], start_at_layer=n_layers)[:, 0]  # ln_final, unembed, softcap: [rows, d_vocab]
+        elif p0 > 0:
+            out = torch.cat([corrupted.logits[prompts, :p0], out], dim=1)
+
+        for k in chunk_sites:  # hand every completed block of rows to the metric
+            lo, hi = max(k * batch, start) - start, min((k + 1) * batch, end) - start
+            pending.append(out[lo:hi])
+            if (k + 1) * batch <= end:
+                block = torch.cat(pending) if len(pending) > 1 else pending[0]
+                pending = []
+                value = metric.at_positions(block) if fast else metric(block)
+                results[order[k]] = value.item()
+    return results
+
+
+# --------------------------------------------------------------------------------------
+# The TransformerLens kinds
+# --------------------------------------------------------------------------------------
+
+
+def _n_kv_heads(model: HookedTransformer) -> int:
+    return model.cfg.n_key_value_heads if model.cfg.n_key_value_heads is not None else model.cfg.n_heads
+
+
+def _by_pos(model: HookedTransformer, corrupted_tokens: Tensor, clean_cache: Cache, metric: Metric,
+            name: str, max_batch: int | None, progress: bool) -> Tensor:  # fmt: skip
+    n_layers, n_pos = model.cfg.n_layers, corrupted_tokens.shape[1]
+    sites = [Site.of(name, layer, pos=pos) for layer in range(n_layers) for pos in range(n_pos)]
+    return patch_sites(model, corrupted_tokens, clean_cache, metric, sites, max_batch, progress).view(n_layers, n_pos)
+
+
+def _head_all_pos(model: HookedTransformer, corrupted_tokens: Tensor, clean_cache: Cache, metric: Metric,
+                  name: str, n_heads: int, max_batch: int | None, progress: bool) -> Tensor:  # fmt: skip
+    n_layers = model.cfg.n_layers
+    sites = [Site.of(name, layer, head=head) for layer in range(n_layers) for head in range(n_heads)]
+    return patch_sites(model, corrupted_tokens, clean_cache, metric, sites, max_batch, progress).view(n_layers, n_heads)
+
+
+def resid_pre_by_pos(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache: Cache,
+                     metric: Metric, max_batch: int | None = None, progress: bool = True) -> Float[Tensor, "layer pos"]:
+    """Patch the residual stream before each block at each position (TL: get_act_patch_resid_pre)."""
+    return _by_pos(model, corrupted_tokens, clean_cache, metric, "resid_pre", max_batch, progress)
+
+
+def attn_out_by_pos(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache: Cache,
+                    metric: Metric, max_batch: int | None = None, progress: bool = True) -> Float[Tensor, "layer pos"]:
+    """Patch each attention layer's output at each position (TL: get_act_patch_attn_out)."""
+    return _by_pos(model, corrupted_tokens, clean_cache, metric, "attn_out", max_batch, progress)
+
+
+def mlp_out_by_pos(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache: Cache,
+                   metric: Metric, max_batch: int | None = None, progress: bool = True) -> Float[Tensor, "layer pos"]:
+    """Patch each MLP layer's output at each position (TL: get_act_patch_mlp_out)."""
+    return _by_pos(model, corrupted_tokens, clean_cache, metric, "mlp_out", max_batch, progress)
+
+
+def attn_head_out_all_pos(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache: Cache,
+                          metric: Metric, max_batch: int | None = None, progress: bool = True) -> Float[Tensor, "layer head_index"]:
+    """Patch each head's output (hook_z) at every position (TL: get_act_patch_attn_head_out_all_pos)."""
+    return _head_all_pos(model, corrupted_tokens, clean_cache, metric, "z", model.cfg.n_heads, max_batch, progress)
+
+
+def attn_head_q_all_pos(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache: Cache,
+                        metric: Metric, max_batch: int | None = None, progress: bool = True) -> Float[Tensor, "layer head_index"]:
+    """Patch each head's queries at every position (TL: get_act_patch_attn_head_q_all_pos)."""
+    return _head_all_pos(model, corrupted_tokens, clean_cache, metric, "q", model.cfg.n_heads, max_batch, progress)
+
+
+def attn_head_k_all_pos(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache: Cache,
+                        metric: Metric, max_batch: int | None = None, progress: bool = True) -> Float[Tensor, "layer head_index"]:
+    """Patch each (key-value) head's keys at every position (TL: get_act_patch_attn_head_k_all_pos)."""
+    return _head_all_pos(model, corrupted_tokens, clean_cache, metric, "k", _n_kv_heads(model), max_batch, progress)
+
+
+def attn_head_v_all_pos(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache: Cache,
+                        metric: Metric, max_batch: int | None = None, progress: bool = True) -> Float[Tensor, "layer head_index"]:
+    """Patch each (key-value) head's values at every position (TL: get_act_patch_attn_head_v_all_pos)."""
+    return _head_all_pos(model, corrupted_tokens, clean_cache, metric, "v", _n_kv_heads(model), max_batch, progress)
+
+
+def attn_head_pattern_all_pos(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache: Cache,
+                              metric: Metric, max_batch: int | None = None, progress: bool = True) -> Float[Tensor, "layer head_index"]:
+    """Patch each head's whole attention pattern (TL: get_act_patch_attn_head_pattern_all_pos)."""
+    return _head_all_pos(model, corrupted_tokens, clean_cache, metric, "pattern", model.cfg.n_heads, max_batch, progress)
+
+
+def attn_head_out_by_pos(model: HookedTransformer, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache: Cache,
+                         metric: Metric, max_batch: int | None = None, progress: bool = True) -> Float[Tensor, "layer pos head_index"]:
+    """Patch each head's output (hook_z) at each position (TL: get_act_patch_attn_head_out_by_pos)."""
+    n_layers, n_pos, n_heads = model.cfg.n_layers, corrupted_tokens.shape[1], model.cfg.n_heads
+    sites = [Site.of("z", layer, pos=pos, head=head)
+             for layer in range(n_layers) for pos in range(n_pos) for head in range(n_heads)]  # fmt: skip
+    return patch_sites(model, corrupted_tokens, clean_cache, metric, sites, max_batch, progress).view(n_layers, n_pos, n_heads)
+
+
+__all__ = [
+    "LogitDiff", "Normalised", "NormalisedAtPositions", "PositionMetric", "Site",
+    "attn_head_k_all_pos", "attn_head_out_all_pos", "attn_head_out_by_pos", "attn_head_pattern_all_pos",
+    "attn_head_q_all_pos", "attn_head_v_all_pos", "attn_out_by_pos", "logit_diff_metric", "mlp_out_by_pos",
+    "normalised_metric", "patch_hook", "patch_sites", "resid_pre_by_pos",
+]  # fmt: skip
