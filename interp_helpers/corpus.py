@@ -556,13 +556,22 @@ class IOIPrompt:
         return " " + self.s
 
 
+def fill_ioi_template(template: int, n1: str, n2: str, s2: str, place: str, obj: str) -> str:
+    """The text of IOI template `template` with its three name slots filled as given.
+
+    In a real IOI prompt s2 repeats n1 or n2; corrupted datasets (e.g. "ABC", three
+    different names) fill the slots freely.
+    """
+    check_range("template", template, 0, len(IOI_TEMPLATES) - 1)
+    values = {"N1": n1, "N2": n2, "S": s2, "PLACE": place, "OBJECT": obj, "A_OBJECT": _with_article(obj)}
+    return "".join(values[p] if is_slot else p for p, is_slot in _pieces(IOI_TEMPLATES[template]))
+
+
 def make_ioi_prompt(template: int, io: str, s: str, order: str, place: str, obj: str) -> IOIPrompt:
     """Fill one IOI template; order "ABBA" mentions IO first, "BABA" mentions S first."""
     _check_choice("order", order, IOI_ORDERS)
     n1, n2 = (io, s) if order == "ABBA" else (s, io)
-    values = {"N1": n1, "N2": n2, "S": s, "PLACE": place, "OBJECT": obj, "A_OBJECT": _with_article(obj)}
-    text = "".join(values[p] if is_slot else p for p, is_slot in _pieces(IOI_TEMPLATES[template]))
-    return IOIPrompt(text, io, s, template, order, place, obj)
+    return IOIPrompt(fill_ioi_template(template, n1, n2, s, place, obj), io, s, template, order, place, obj)
 
 
 def _pick_ioi(rng: random.Random, cfg: CorpusConfig, cast: list[str]) -> IOIPrompt:

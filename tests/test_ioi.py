@@ -1,0 +1,79 @@
+"""IOI datasets line up token by token, and the metric reads the right logits."""
+
+import pytest
+import torch
+
+from interp_helpers import ioi
+from interp_helpers.corpus import IOI_TEMPLATES
+from interp_helpers.tokenizer import load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def clean(tok):
+    return ioi.ioi_dataset(tok, n=120, seed=0)
+
+
+def test_roles_sit_on_the_right_names(clean, tok):
+    assert set(clean.orders) == {"ABBA", "BABA"} and len(set(clean.templates.tolist())) >= min(15, len(IOI_TEMPLATES))
+    rows = torch.arange(len(clean))
+    tokens = clean.tokens
+    name_of = lambda pos: [tok.decode([int(t)]).strip() for t in tokens[rows, pos]]  # noqa: E731
+    answers = [tok.decode([int(t)]).strip() for t in clean.io_token]
+    distractors = [tok.decode([int(t)]).strip() for t in clean.s_token]
+    assert name_of(clean.positions["IO"]) == answers
+    assert name_of(clean.positions["S1"]) == distractors == name_of(clean.positions["S2"])
+    assert torch.equal(tokens[rows, clean.positions["S2"]], clean.s_token)  # mid-sentence: the answer's own token
+    assert (clean.positions["S1"] < clean.positions["S2"]).all() and (clean.positions["S2"] < clean.end).all()
+    abba = torch.tensor([o == "ABBA" for o in clean.orders])
+    assert (clean.positions["IO"][abba] < clean.positions["S1"][abba]).all()
+    assert (clean.positions["IO"][~abba] > clean.positions["S1"][~abba]).all()
+    for i in range(5):  # END is the prompt's last token and BOS pads the rest
+        assert tok.decode(tokens[i, 1 : clean.end[i] + 1]) == clean.texts[i]
+        assert (tokens[i, clean.end[i] + 1 :] == tok.bos_token_id).all()
+
+
+def test_corrupted_sets_keep_every_position(clean, tok):
+    abc = ioi.abc_dataset(clean, tok, seed=0)
+    flipped = ioi.flipped_dataset(clean, tok)
+    for other in (abc, flipped):
+        assert other.tokens.shape == clean.tokens.shape
+        for role in ioi.ROLES:
+            assert torch.equal(other.positions[role], clean.positions[role])
+        assert torch.equal(other.io_token, clean.io_token) and torch.equal(other.s_token, clean.s_token)
+        same = other.tokens == clean.tokens
+        names = torch.zeros_like(same)
+        for role in ("IO", "S1", "S2"):
+            names[torch.arange(len(clean)), other.positions[role]] = True
+        assert same[~names].all()  # only name slots differ
+    for (n1, n2, s2), old in zip(abc.names, clean.names):
+        assert len({n1, n2, s2}) == 3 and not {n1, n2, s2} & set(old)
+    rows = torch.arange(len(clean))
+    assert torch.equal(flipped.tokens[rows, clean.positions["S2"]], clean.io_token)  # IO is now the repeated name
+    assert any(text.startswith(names[0]) for text, names in zip(clean.texts, clean.names))  # templates opening on a name
+    assert ioi.abc_dataset(clean, tok, seed=0).tokens.equal(abc.tokens)
+
+
+def test_logit_diff_and_accuracy_read_end_logits(clean):
+    logits = torch.zeros(len(clean), clean.tokens.shape[1], 50)
+    small = ioi.IOIDataset(clean.tokens, clean.positions, clean.io_token % 50, clean.s_token % 50,
+                           clean.templates, clean.orders, clean.names, clean.texts)
+    rows = torch.arange(len(clean))
+    same = small.io_token == small.s_token
+    logits[rows, clean.end, small.io_token] += 2.0
+    logits[rows, clean.end, small.s_token] -= 1.0
+    logits[rows, 0, small.s_token] += 100.0  # other positions never count
+    diff = ioi.logit_diff(logits, small, per_prompt=True)
+    torch.testing.assert_close(diff[~same], torch.full((int((~same).sum()),), 3.0))
+    assert ioi.accuracy(logits, small) == pytest.approx((~same).float().mean().item())
+
+
+def test_bad_arguments_name_the_parameter(tok):
+    with pytest.raises(ValueError, match="split"):
+        ioi.ioi_dataset(tok, 4, split="test")
+    with pytest.raises(ValueError, match="n"):
+        ioi.ioi_dataset(tok, 0)
