@@ -277,3 +277,28 @@ def test_normalised_metric_is_zero_at_corrupted_and_one_at_clean():
         assert isinstance(normalised, patching.PositionMetric) == (metric is s.metric)  # stays on the fast path
     with pytest.raises(ValueError, match="clean_value"):
         patching.normalised_metric(s.metric, 1.0, 1.0)
+
+
+def test_attribution_is_exact_where_the_model_is_linear_in_z():
+    """1 layer, attention only, no LayerNorm: logits are linear in z, so the estimate is exact."""
+    cfg = HookedTransformerConfig(n_layers=1, d_model=16, n_heads=4, d_head=4, n_ctx=12, d_vocab=30, attn_only=True,
+                                  normalization_type=None, seed=3)
+    model = HookedTransformer(cfg).eval()
+    generator = torch.Generator().manual_seed(4)
+    clean, corrupted = (torch.randint(0, 30, (3, 8), generator=generator) for _ in range(2))
+    metric = patching.logit_diff_metric(torch.randint(0, 30, (3, 2), generator=generator))
+    with torch.no_grad():
+        _, cache = model.run_with_cache(clean)
+    exact = patching.attn_head_out_all_pos(model, corrupted, cache, metric, progress=False)
+    estimate = patching.attribution_head_out_all_pos(model, corrupted, cache, metric)
+    torch.testing.assert_close(estimate, exact, atol=1e-5, rtol=1e-4)
+    assert circuits.hooks_attached(model) == 0
+
+
+def test_attribution_shape_hooks_and_validation_on_a_nonlinear_model():
+    s = setup("gelu")
+    estimate = patching.attribution_head_out_all_pos(s.model, s.corrupted, s.cache, s.metric)
+    assert estimate.shape == s.reference("attn_head_out_all_pos").shape
+    assert circuits.hooks_attached(s.model) == 0
+    with pytest.raises(ValueError, match="corrupted_tokens"):
+        patching.attribution_head_out_all_pos(s.model, s.corrupted[:, :-1], s.cache, s.metric)
