@@ -14,10 +14,11 @@ one-forward-per-head reference does not.
 import argparse
 import os
 import platform
-import time
 
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from timing import best_time
 
 from interp_helpers import circuits, induction
 from interp_helpers.models import ZOO_DIR, load_model
@@ -49,14 +50,6 @@ def get_model(seed: int) -> tuple[HookedTransformer, torch.Tensor, str]:
     model = HookedTransformer(cfg).eval()
     return model, torch.arange(1, cfg.d_vocab), f"random stand-in ({ZOO_NAME} not found in {ZOO_DIR})"
 
-
-def best_time(fn, repeats: int) -> tuple[float, circuits.HeadAblation]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main() -> None:

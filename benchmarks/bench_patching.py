@@ -21,13 +21,14 @@ unembedding of every position the metric does not read (`patching.PositionMetric
 import argparse
 import os
 import platform
-import time
 import warnings
 from contextlib import redirect_stderr
 
 import torch
 import transformer_lens.patching as tl_patching
 from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from timing import best_time
 
 from interp_helpers import circuits, patching
 from interp_helpers.models import ZOO_DIR, load_model
@@ -61,14 +62,6 @@ def get_model(seed: int) -> tuple[HookedTransformer, str]:
                                   act_fn="gelu", normalization_type="LN", seed=seed)  # fmt: skip
     return HookedTransformer(cfg).eval(), f"random stand-in ({ZOO_NAME} not found in {ZOO_DIR})"
 
-
-def best_time(fn, repeats: int) -> tuple[float, torch.Tensor]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main() -> None:

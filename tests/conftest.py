@@ -26,3 +26,13 @@ def run_cli(*args: str, timeout: float = 300, cwd: Path = ROOT) -> subprocess.Co
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: training is bit-identical only then, and tiny matmuls on two threads
+    crawl when the other core is busy (a 2-core machine often is)."""
+    from interp_helpers.toy_models import torch_threads
+
+    with torch_threads(1):
+        yield

@@ -13,17 +13,13 @@ from interp_helpers import activations as A
 from interp_helpers import corpus, zoo
 from interp_helpers.models import CheckpointError, load_model
 from interp_helpers.tokenizer import load_tokenizer
-from interp_helpers.toy_models import torch_threads
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning"),
+    pytest.mark.usefixtures("one_thread"),  # conftest.py
+]
 
 CFG = corpus.CorpusConfig(seed=0)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,10 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp_helpers import circuits, patching
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning"),
+    pytest.mark.usefixtures("one_thread"),  # conftest.py
+]
 
 GELU = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=16, d_vocab=60, act_fn="gelu",
             normalization_type="LN", seed=0)  # fmt: skip
@@ -24,14 +27,6 @@ VARIANTS = {
 }
 BATCH, POS = 3, 8
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: tiny matmuls on two threads crawl when the other core is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 # (ours, TransformerLens) for every kind; mlp_out only where the model has MLPs.
 KINDS = {

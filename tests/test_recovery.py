@@ -9,15 +9,11 @@ from interp_helpers import activations as A
 from interp_helpers import corpus
 from interp_helpers import recovery as R
 from interp_helpers.tokenizer import load_tokenizer
-from interp_helpers.toy_models import torch_threads
 
 N, UNITS, LABELS = 3000, 10, 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def gen(seed: int = 0) -> torch.Generator:

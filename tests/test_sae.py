@@ -11,16 +11,11 @@ from transformer_lens.hook_points import HookPoint
 
 from interp_helpers import sae as S
 from interp_helpers.models import CheckpointError
-from interp_helpers.toy_models import torch_threads
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Bit-identical training needs one thread, and the test machine shares its cores.
-    with torch_threads(1):
-        yield
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning"),
+    pytest.mark.usefixtures("one_thread"),  # conftest.py
+]
 
 
 def gen(seed: int = 0) -> torch.Generator:
