@@ -344,6 +344,55 @@ def ablate_heads(
     return per_token_loss(model.run_with_hooks(tokens, fwd_hooks=fwd_hooks), tokens)[targets].mean().item()
 
 
+def unembed_directions(model: HookedTransformer, token_ids: Int[Tensor, "..."]) -> Float[Tensor, "... d_model"]:
+    """The residual-stream direction whose dot product (after ln_final's centring and scale) is each token's logit.
+
+    W_U's column for the token, times ln_final's elementwise weight when the model has one
+    (unfolded LayerNorm); with folded weights (LNPre) that factor is already inside W_U.
+    """
+    directions = model.W_U.T[token_ids]
+    weight = getattr(model.ln_final, "w", None)
+    return directions * weight if weight is not None else directions
+
+
+def _direct_per_head(model: HookedTransformer, tokens: Int[Tensor, "batch pos"], batch_idx: Int[Tensor, " site"],
+                     pos_idx: Int[Tensor, " site"], directions: Float[Tensor, "site d_model"],
+                     fwd_hooks: list[tuple[str, object]] | None) -> Float[Tensor, "layer head_index"]:
+    """Mean over sites (row, position) of each head's centred, ln_final-scaled output dotted with the site's direction."""
+    with model.hooks(fwd_hooks=fwd_hooks or []):
+        _, cache = model.run_with_cache(
+            tokens, names_filter=lambda name: name.endswith("attn.hook_z") or name == "ln_final.hook_scale")
+    scale = cache["ln_final.hook_scale"][batch_idx, pos_idx]  # site 1
+    out = []
+    for layer in range(model.cfg.n_layers):
+        z = cache[f"blocks.{layer}.attn.hook_z"][batch_idx, pos_idx]  # site head_index d_head
+        head_out = einops.einsum(z, model.W_O[layer], "site head_index d_head, head_index d_head d_model -> site head_index d_model")
+        if model.cfg.normalization_type in ("LN", "LNPre"):
+            head_out = head_out - head_out.mean(-1, keepdim=True)
+        direct = einops.einsum(head_out / scale[:, :, None], directions, "site head_index d_model, site d_model -> site head_index")
+        out.append(direct.mean(0))
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def head_direct_attribution(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    positions: Int[Tensor, " batch"],
+    directions: Float[Tensor, "batch d_model"],
+    fwd_hooks: list[tuple[str, object]] | None = None,
+) -> Float[Tensor, "layer head_index"]:
+    """Mean over rows of each head's output at positions[b], through ln_final, dotted with directions[b].
+
+    The head's output z @ W_O is centred and divided by ln_final's scale at that position,
+    as the whole residual stream is there, so attributions add up (with the other
+    components and ln_final's bias) to the logit along `directions` (see
+    `unembed_directions`; a difference of two gives a logit difference, as in IOI).
+    `fwd_hooks` (e.g. an ablation) are attached for this one run and removed after it.
+    """
+    return _direct_per_head(model, tokens, torch.arange(tokens.shape[0]), positions, directions, fwd_hooks)
+
+
 @torch.no_grad()
 def head_logit_attribution(
     model: HookedTransformer,
@@ -353,26 +402,12 @@ def head_logit_attribution(
 ) -> Float[Tensor, "layer head_index"]:
     """Direct logit attribution: each head's mean direct push on the logit of the correct next token.
 
-    A head's output z @ W_O at position i, passed through the final LayerNorm as the full
-    residual stream was (centred, divided by that position's ln_final scale), dotted with
-    the unembedding column of tokens[:, i + 1]. Averaged over the targets in `loss_mask`.
-    `fwd_hooks` (e.g. an ablation) are attached for this one run and removed after it.
+    The per-head attribution of `head_direct_attribution` at every target in `loss_mask`
+    (position i, the direction of tokens[:, i + 1]), averaged over those targets.
     """
-    targets = _loss_mask(tokens, loss_mask)
-    with model.hooks(fwd_hooks=fwd_hooks or []):
-        _, cache = model.run_with_cache(
-            tokens, names_filter=lambda name: name.endswith("attn.hook_z") or name == "ln_final.hook_scale")
-    target_dirs = model.W_U.T[tokens[:, 1:]]  # batch target_pos d_model
-    scale = cache["ln_final.hook_scale"][:, :-1]  # batch target_pos 1
-    rows = []
-    for layer in range(model.cfg.n_layers):
-        z = cache[f"blocks.{layer}.attn.hook_z"][:, :-1]
-        out = einops.einsum(z, model.W_O[layer], "batch pos head_index d_head, head_index d_head d_model -> batch pos head_index d_model")
-        if model.cfg.normalization_type in ("LN", "LNPre"):
-            out = out - out.mean(-1, keepdim=True)
-        direct = einops.einsum(out / scale[:, :, None], target_dirs, "batch pos head_index d_model, batch pos d_model -> batch pos head_index")
-        rows.append(direct[targets].mean(0))
-    return torch.stack(rows)
+    batch_idx, pos_idx = _loss_mask(tokens, loss_mask).nonzero(as_tuple=True)
+    directions = unembed_directions(model, tokens[batch_idx, pos_idx + 1])
+    return _direct_per_head(model, tokens, batch_idx, pos_idx, directions, fwd_hooks)
 
 
 def hooks_attached(model: HookedTransformer) -> int:
@@ -383,5 +418,5 @@ def hooks_attached(model: HookedTransformer) -> int:
 __all__ = [
     "ABLATIONS", "MAX_TOKENS", "CopyingScores", "HeadAblation", "ablate_each_head", "ablate_heads", "ablate_each_head_naive", "ablation_values",
     "composition_baseline", "composition_score", "composition_scores", "copying_eigen_score", "copying_scores",
-    "diagonal_top_k_accuracy", "full_ov_circuit", "head_logit_attribution", "hooks_attached", "replace_heads_hook",
+    "diagonal_top_k_accuracy", "full_ov_circuit", "head_direct_attribution", "head_logit_attribution", "hooks_attached", "replace_heads_hook", "unembed_directions",
 ]  # fmt: skip

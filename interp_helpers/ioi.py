@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+from transformer_lens import HookedTransformer
 from transformers import PreTrainedTokenizerFast
 
-from interp_helpers import corpus
+from interp_helpers import circuits, corpus
 from interp_helpers.params import check_choice, check_range
 
 ROLES = ("IO", "S1", "S2", "END")
@@ -176,3 +177,49 @@ def logit_diff(logits: Float[Tensor, "batch pos d_vocab"], ds: IOIDataset,
 def accuracy(logits: Float[Tensor, "batch pos d_vocab"], ds: IOIDataset) -> float:
     """Fraction of prompts where IO's logit beats S's at END."""
     return (logit_diff(logits, ds, per_prompt=True) > 0).float().mean().item()
+
+
+def logit_diff_directions(model: HookedTransformer, ds: IOIDataset) -> Float[Tensor, "batch d_model"]:
+    """Per prompt, the residual direction (after ln_final's centring and scale) read as logit(IO) - logit(S)."""
+    return circuits.unembed_directions(model, ds.io_token) - circuits.unembed_directions(model, ds.s_token)
+
+
+def head_logit_diff_attribution(model: HookedTransformer, ds: IOIDataset,
+                                fwd_hooks: list[tuple[str, object]] | None = None) -> Float[Tensor, "layer head_index"]:
+    """Each head's direct contribution to logit(IO) - logit(S) at END, averaged over prompts."""
+    return circuits.head_direct_attribution(model, ds.tokens, ds.end, logit_diff_directions(model, ds), fwd_hooks)
+
+
+@torch.no_grad()
+def component_attribution(model: HookedTransformer, ds: IOIDataset) -> dict[str, Float[Tensor, " batch"]]:
+    """Every additive piece of the END residual stream, as its direct share of each prompt's logit difference.
+
+    Keys: "embed", "pos_embed" (when the model adds positions to the stream), "L{l} attn"
+    and "L{l} mlp" for every layer (attention outputs include their bias), and "bias"
+    (ln_final's and the unembedding's biases). Because LayerNorm's centring and scale are
+    linear once the scale is fixed, the values add up exactly to `logit_diff(..., per_prompt=True)`.
+    """
+    rows = torch.arange(len(ds))
+    names = ["hook_embed", "hook_pos_embed", "ln_final.hook_scale"] + [
+        f"blocks.{l}.hook_{part}_out" for l in range(model.cfg.n_layers) for part in ("attn", "mlp")]
+    logits, cache = model.run_with_cache(ds.tokens, names_filter=lambda n: n in names)
+    directions = logit_diff_directions(model, ds)
+    scale = cache["ln_final.hook_scale"][rows, ds.end]  # batch 1
+    center = model.cfg.normalization_type in ("LN", "LNPre")
+
+    def share(name: str) -> Tensor:
+        piece = cache[name][rows, ds.end]
+        piece = piece - piece.mean(-1, keepdim=True) if center else piece
+        return ((piece / scale) * directions).sum(-1)
+
+    out = {"embed": share("hook_embed")}
+    if "hook_pos_embed" in cache.cache_dict and model.cfg.positional_embedding_type == "standard":
+        out["pos_embed"] = share("hook_pos_embed")
+    for layer in range(model.cfg.n_layers):
+        out[f"L{layer} attn"] = share(f"blocks.{layer}.hook_attn_out")
+        if f"blocks.{layer}.hook_mlp_out" in cache.cache_dict:
+            out[f"L{layer} mlp"] = share(f"blocks.{layer}.hook_mlp_out")
+    ln_bias = getattr(model.ln_final, "b", None)
+    unembed_bias = model.b_U[ds.io_token] - model.b_U[ds.s_token]
+    out["bias"] = unembed_bias + (ln_bias @ (model.W_U[:, ds.io_token] - model.W_U[:, ds.s_token]) if ln_bias is not None else 0.0)
+    return out

@@ -196,15 +196,29 @@ def test_ablate_heads_matches_one_at_a_time_and_zeroed_weights():
 
 
 def test_head_logit_attribution_matches_transformer_lens_stack():
+    """Ours on raw weights == TransformerLens' stack_head_results(apply_ln=True) on LayerNorm-folded weights."""
     model = _model()
+    with torch.no_grad():  # a final LayerNorm that is not the identity, so its weight matters
+        model.ln_final.w.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(5))
+        model.ln_final.b.normal_(generator=torch.Generator().manual_seed(6))
     tokens = torch.randint(1, 50, (2, 10), generator=torch.Generator().manual_seed(1))
     mask = torch.rand(2, 10, generator=torch.Generator().manual_seed(2)) > 0.3
     ours = circuits.head_logit_attribution(model, tokens, mask)
-    _, cache = model.run_with_cache(tokens)
+    folded = _model()
+    folded.load_state_dict(model.state_dict())
+    folded.process_weights_(fold_ln=True, center_writing_weights=False, center_unembed=False)
+    _, cache = folded.run_with_cache(tokens)
     stack = cache.stack_head_results(layer=-1, apply_ln=True)[:, :, :-1]  # [layer*head, batch, target_pos, d_model]
-    dirs = model.W_U.T[tokens[:, 1:]]
+    dirs = folded.W_U.T[tokens[:, 1:]]
     theirs = (stack * dirs).sum(-1)[:, mask[:, 1:]].mean(-1).view(2, 4)
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+    # the same kernel at explicit positions and directions
+    rows = torch.tensor([0, 1])
+    pos = torch.tensor([3, 7])
+    direct = circuits.head_direct_attribution(model, tokens, pos, circuits.unembed_directions(model, tokens[rows, pos + 1]))
+    one_hot = torch.zeros(2, 10, dtype=torch.bool)
+    one_hot[rows, pos + 1] = True  # a loss mask marks the predicted tokens
+    torch.testing.assert_close(direct, circuits.head_logit_attribution(model, tokens, one_hot))
     # an ablation hook is attached for that run only, and zeroes the head's attribution
     from interp_helpers.induction import zero_head_hook
     import functools

@@ -7,6 +7,8 @@ from interp_helpers import ioi
 from interp_helpers.corpus import IOI_TEMPLATES
 from interp_helpers.tokenizer import load_tokenizer
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning")
+
 
 @pytest.fixture(scope="module")
 def tok():
@@ -77,3 +79,32 @@ def test_bad_arguments_name_the_parameter(tok):
         ioi.ioi_dataset(tok, 4, split="test")
     with pytest.raises(ValueError, match="n"):
         ioi.ioi_dataset(tok, 0)
+
+
+def test_component_attribution_adds_up_to_the_logit_difference(clean, tok):
+    """Embeddings, every layer's attention and MLP output and the biases sum to logit(IO) - logit(S)."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from interp_helpers import circuits
+
+    cfg = HookedTransformerConfig(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=48, d_vocab=len(tok),
+                                  act_fn="gelu", normalization_type="LN", seed=0)
+    model = HookedTransformer(cfg, tokenizer=tok).eval()
+    with torch.no_grad():
+        model.ln_final.w.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(1))
+        model.ln_final.b.normal_(generator=torch.Generator().manual_seed(2))
+        model.b_U.normal_(generator=torch.Generator().manual_seed(3))
+        logits = model(clean.tokens)
+    parts = ioi.component_attribution(model, clean)
+    assert {"embed", "pos_embed", "L0 attn", "L0 mlp", "L1 attn", "L1 mlp", "bias"} == set(parts)
+    torch.testing.assert_close(sum(parts.values()), ioi.logit_diff(logits, clean, per_prompt=True), atol=1e-4, rtol=1e-4)
+    # the heads plus the attention bias b_O make up each layer's attention share
+    heads = ioi.head_logit_diff_attribution(model, clean)
+    dirs = ioi.logit_diff_directions(model, clean)
+    _, cache = model.run_with_cache(clean.tokens)
+    scale = cache["ln_final.hook_scale"][torch.arange(len(clean)), clean.end]
+    for layer in range(2):
+        b_O = model.blocks[layer].attn.b_O
+        bias_share = (((b_O - b_O.mean()) / scale) * dirs).sum(-1).mean()
+        torch.testing.assert_close(heads[layer].sum() + bias_share, parts[f"L{layer} attn"].mean(), atol=1e-4, rtol=1e-4)
+    assert circuits.hooks_attached(model) == 0
