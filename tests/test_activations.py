@@ -14,10 +14,7 @@ from interp_helpers import corpus, zoo
 from interp_helpers.models import CheckpointError, load_model
 from interp_helpers.tokenizer import load_tokenizer
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning"),
-    pytest.mark.usefixtures("one_thread"),  # conftest.py
-]
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 CFG = corpus.CorpusConfig(seed=0)
 

@@ -9,8 +9,6 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp_helpers import attention_view
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning")
-
 
 @pytest.fixture(scope="module")
 def model() -> HookedTransformer:

@@ -11,7 +11,6 @@ from interp_helpers import circuits, induction
 from interp_helpers.corpus import NAMES
 from interp_helpers.tokenizer import load_tokenizer
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning")
 
 SMALL = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, n_ctx=24, d_vocab=50, attn_only=True,
              normalization_type="LN", act_fn=None, seed=0)  # fmt: skip

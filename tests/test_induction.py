@@ -12,7 +12,6 @@ from transformer_lens.hook_points import HookPoint
 
 from interp_helpers import induction
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning")
 
 # BOS, then a b c twice: earlier occurrences are known by construction.
 TOKENS = torch.tensor([[0, 11, 12, 13, 11, 12, 13]])

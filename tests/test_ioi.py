@@ -7,8 +7,6 @@ from interp_helpers import ioi
 from interp_helpers.corpus import IOI_TEMPLATES
 from interp_helpers.tokenizer import load_tokenizer
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning")
-
 
 @pytest.fixture(scope="module")
 def tok():

@@ -20,7 +20,6 @@ from interp_helpers.zoo import ZOO
 
 ROOT = Path(__file__).resolve().parent.parent
 # We pin transformer-lens<4 on purpose (see interp_helpers/__init__.py).
-pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning")
 
 
 def _shipped(name: str) -> bool:

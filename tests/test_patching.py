@@ -12,10 +12,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp_helpers import circuits, patching
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning"),
-    pytest.mark.usefixtures("one_thread"),  # conftest.py
-]
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 GELU = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=16, d_vocab=60, act_fn="gelu",
             normalization_type="LN", seed=0)  # fmt: skip

@@ -12,10 +12,7 @@ from transformer_lens.hook_points import HookPoint
 from interp_helpers import sae as S
 from interp_helpers.models import CheckpointError
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning"),
-    pytest.mark.usefixtures("one_thread"),  # conftest.py
-]
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def gen(seed: int = 0) -> torch.Generator:

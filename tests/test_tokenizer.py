@@ -150,7 +150,6 @@ def test_tokens_per_char_is_reasonable(tok, docs):
     assert 0.1 < n_tokens / n_chars < 0.4
 
 
-@pytest.mark.filterwarnings(r"ignore:.*deprecated and will be removed in 4\.0:DeprecationWarning")
 @pytest.mark.parametrize("how", ["set_tokenizer", "constructor"])
 def test_transformer_lens_to_tokens(tok, how):
     cfg = HookedTransformerConfig(

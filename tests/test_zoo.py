@@ -14,8 +14,6 @@ from interp_helpers import zoo
 from interp_helpers.models import ZOO_DIR, load_model, read_card
 from interp_helpers.tokenizer import load_tokenizer
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*is deprecated and will be removed in 4\\.0:DeprecationWarning")
-
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
