@@ -46,3 +46,11 @@ def test_superposition_is_deterministic(tmp_path, fast_runs):
     first = fast_runs.get(path.name) or _run_fast(path, tmp_path / "first")
     second = _run_fast(path, tmp_path / "second")
     assert second["results"] == first["results"]
+
+
+@pytest.mark.notebook
+def test_induction_notebook_retrains_live(tmp_path):
+    """retrain=True trains a fresh copy of the zoo model in the notebook and plots its own training log."""
+    path = ROOT / "notebooks" / "02_induction_heads.ipynb"
+    result = _run_fast(path, tmp_path, "-p", "retrain", "True", "-p", "retrain_steps", "100")
+    assert result["results"]["phase_end_step"] == 100  # the live run's log (evals at 0 and 100), not the shipped one
