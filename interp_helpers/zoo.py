@@ -141,11 +141,11 @@ DENSE_REPEATS = {"repeat_filler": (0, 0), "repeat_copies": (1, 5), "repeat_full_
                  "repeat_spans": (1, 1), "repeat_words": (3, 24)}
 DEFAULT_MIX = {"story": 0.3, "topic": 0.3, "senses": 0.1, "base64": 0.1, "repeat": 0.2}
 IOI_RICH = {"story": 0.6, "topic": 0.15, "senses": 0.05, "base64": 0.05, "repeat": 0.15}
-# The one-layer pair trains 1500 steps (3M tokens). Measured, not yet acted on: at 1500 steps
-# the MLP carries no trace of the paragraph's topic (ridge probe over 48 topics: 5%, chance
-# 2%), so no SAE latent can match a topic label; a 6000-step run reaches 39% and its SAE
-# latents beat neurons on topics, but it also solves held-out IOI (99.5%), which notebook 00
-# says one layer cannot: its story needs rechecking before the pair is retrained.
+# The one-layer pair trains 6000 steps (12M tokens). At 1500 steps the MLP carried no trace
+# of the paragraph's topic (ridge probe over 48 topics: 5%, chance 2%), so no SAE latent
+# could match a topic label; at 6000 steps the probe reaches 39%. Side effect, kept and
+# explained in notebook 00: one layer then solves the IOI templates (the subject is always
+# the last name before the answer, a shortcut its MLP learns).
 
 ZOO: Mapping[str, ZooSpec] = {
     s.name: s
@@ -155,10 +155,10 @@ ZOO: Mapping[str, ZooSpec] = {
                 steps=9000, batch=32, lr=3e-3, warmup=200, eval_every=250, seed=0, checks=("induction",),
                 notes="Two-layer attention-only model for the induction-heads notebook."),
         ZooSpec("zoo-gelu-1l-a", n_layers=1, d_model=128, n_heads=4, d_mlp=512, n_ctx=128,
-                genre_weights=DEFAULT_MIX, steps=1500, batch=16, lr=2e-3, seed=1,
+                genre_weights=DEFAULT_MIX, steps=6000, batch=16, lr=2e-3, seed=1,
                 notes="One-layer MLP model (512 neurons) for neuron and dictionary-learning notebooks."),
         ZooSpec("zoo-gelu-1l-b", n_layers=1, d_model=128, n_heads=4, d_mlp=512, n_ctx=128,
-                genre_weights=DEFAULT_MIX, steps=1500, batch=16, lr=2e-3, seed=2,
+                genre_weights=DEFAULT_MIX, steps=6000, batch=16, lr=2e-3, seed=2,
                 notes="Same data and config as zoo-gelu-1l-a, different initialisation seed."),
         ZooSpec("zoo-gelu-4l", n_layers=4, d_model=128, n_heads=4, d_mlp=512, n_ctx=128,
                 genre_weights=IOI_RICH, steps=4500, batch=16, lr=2e-3, eval_every=100, seed=3, checks=("ioi",),
