@@ -220,6 +220,12 @@ def collect_activations(model: HookedTransformer, tokens: Int[Tensor, "batch pos
     return out
 
 
+def hook_width(model: HookedTransformer, hook_name: str) -> int:
+    """d_in of the rows `collect_activations` returns at `hook_name` (one 1-token forward up to the hook)."""
+    one = torch.zeros(1, 1, dtype=torch.long)
+    return collect_activations(model, one, hook_name, keep=torch.ones(1, 1, dtype=torch.bool), progress=False).shape[1]
+
+
 def iter_activations(model: HookedTransformer, token_batches: Iterable[Int[Tensor, "batch pos"]], hook_name: str,
                      batch_size: int = 16) -> Iterator[Float[Tensor, "token d_in"]]:
     """`collect_activations` of each token batch in turn (BOS dropped): the source for caches and buffers.

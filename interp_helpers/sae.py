@@ -462,6 +462,32 @@ def dead_and_dense(density: Float[Tensor, " d_sae"], dead_below: float = 0.0,
     return density <= dead_below, density > dense_above
 
 
+@torch.no_grad()
+def evaluate(sae: SAE, acts: Float[Tensor, "token d_in"], dense_above: float = 0.1,
+             chunk: int = 16_384) -> dict[str, float | Tensor]:
+    """Held-out metrics of one SAE: explained_variance, normalized_mse, l0, dead/dense fractions, density.
+
+    dead = never nonzero on `acts`; dense = nonzero on more than `dense_above` of them.
+    Rows are encoded `chunk` at a time, so a [token, d_sae] code matrix is never held.
+    """
+    was_training = sae.training
+    sae.eval()
+    sq_err, fired, nonzero = 0.0, torch.zeros(sae.cfg.d_sae), 0.0
+    for start in range(0, acts.shape[0], chunk):
+        x = acts[start : start + chunk]
+        codes = sae.encode(x)
+        sq_err += (sae.decode(codes) - x).pow(2).sum().item()
+        fired += (codes != 0).sum(0)
+        nonzero += (codes != 0).sum().item()
+    sae.train(was_training)
+    density = fired / acts.shape[0]
+    nmse = sq_err / (acts - acts.mean(dim=0)).pow(2).sum().clamp(min=1e-12).item()
+    dead, dense = dead_and_dense(density, dense_above=dense_above)
+    return {"explained_variance": 1.0 - nmse, "normalized_mse": nmse, "l0": nonzero / acts.shape[0],
+            "dead_fraction": dead.float().mean().item(), "dense_fraction": dense.float().mean().item(),
+            "density": density}
+
+
 # -------------------------------------------------------------------------------- training
 
 
