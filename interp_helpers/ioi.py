@@ -16,6 +16,7 @@ which activation patching needs.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -146,6 +147,15 @@ def flipped_dataset(clean: IOIDataset, tok: PreTrainedTokenizerFast) -> IOIDatas
     return _build(tok, rows, _answers(clean, tok))
 
 
+CORRUPTIONS = ("abc", "flipped")
+
+
+def corrupted_dataset(clean: IOIDataset, tok: PreTrainedTokenizerFast, kind: str, seed: int = 0) -> IOIDataset:
+    """`abc_dataset` (seeded) or `flipped_dataset` of `clean`, by name."""
+    check_choice("corruption", kind, CORRUPTIONS)
+    return abc_dataset(clean, tok, seed) if kind == "abc" else flipped_dataset(clean, tok)
+
+
 def _answers(clean: IOIDataset, tok: PreTrainedTokenizerFast) -> list[tuple[str, str]]:
     decode = lambda t: tok.decode([int(t)]).strip()  # noqa: E731
     return [(decode(io), decode(s)) for io, s in zip(clean.io_token, clean.s_token)]
@@ -163,6 +173,27 @@ def _replace_names(text: str, template: int, order: str, old: tuple[str, str, st
                 return {"template": template, "order": order, "n1": new[0], "n2": new[1], "s2": new[2],
                         "place": place, "obj": obj}
     raise ValueError(f"could not recover place and object of {text!r}")
+
+
+def select(ds: IOIDataset, rows: Int[Tensor, " row"] | Sequence[int]) -> IOIDataset:
+    """The given rows of a dataset (e.g. one layout), padded only as wide as they need, like a fresh dataset."""
+    rows = torch.as_tensor(rows, dtype=torch.long)
+    if rows.numel() == 0:
+        raise ValueError("parameter rows is empty")
+    check_range("rows", int(rows.max()), 0, len(ds) - 1)
+    picked = rows.tolist()
+    width = int(ds.end[rows].max()) + 1  # drop padding no selected row needs, as `_build` would
+    return IOIDataset(tokens=ds.tokens[rows, :width], positions={role: p[rows] for role, p in ds.positions.items()},
+                      io_token=ds.io_token[rows], s_token=ds.s_token[rows], templates=ds.templates[rows],
+                      orders=tuple(ds.orders[i] for i in picked), names=tuple(ds.names[i] for i in picked),
+                      texts=tuple(ds.texts[i] for i in picked))
+
+
+def same_layout(ds: IOIDataset, row: int = 0) -> Int[Tensor, " row"]:
+    """Rows with the same template and name order as `row`: every role at the same position."""
+    check_range("row", row, 0, len(ds) - 1)
+    return torch.tensor([i for i in range(len(ds)) if int(ds.templates[i]) == int(ds.templates[row])
+                         and ds.orders[i] == ds.orders[row] and int(ds.end[i]) == int(ds.end[row])])
 
 
 def logit_diff(logits: Float[Tensor, "batch pos d_vocab"], ds: IOIDataset,

@@ -641,3 +641,17 @@ def recovery_scatter(x_table: object, y_table: object, x_name: str, y_name: str,
     fig.update_layout(xaxis_title=f"best F1, {x_name}", yaxis_title=f"best F1, {y_name}",
                       xaxis_range=[0, 1], yaxis_range=[0, 1])
     return _layout(fig, title, 600, 500)
+
+
+def attribution_figure(shares: dict[str, float], total: float, title: str) -> go.Figure:
+    """Direct shares of a metric per residual-stream component (bars) and their running sum (line)."""
+    names = list(shares)
+    running = np.cumsum([shares[n] for n in names])
+    fig = go.Figure(go.Bar(x=names, y=[shares[n] for n in names], name="component's direct share",
+                           marker_color=["#4c78a8" if "attn" in n else "#f58518" if "mlp" in n else "#bab0ac"
+                                         for n in names]))
+    fig.add_trace(go.Scatter(x=names, y=running, mode="lines+markers", name="accumulated", line={"color": "#333"}))
+    fig.add_hline(y=total, line={"dash": "dash", "color": "#999"}, annotation_text=f"model's logit difference {total:.2f}")
+    fig.update_xaxes(title_text="residual-stream component (in order)")
+    fig.update_yaxes(title_text="logit difference IO - S")
+    return _layout(fig, title, 760, 400)

@@ -106,3 +106,20 @@ def test_component_attribution_adds_up_to_the_logit_difference(clean, tok):
         bias_share = (((b_O - b_O.mean()) / scale) * dirs).sum(-1).mean()
         torch.testing.assert_close(heads[layer].sum() + bias_share, parts[f"L{layer} attn"].mean(), atol=1e-4, rtol=1e-4)
     assert circuits.hooks_attached(model) == 0
+
+
+def test_select_and_same_layout_give_a_dataset_like_a_fresh_one(tok):
+    many = ioi.ioi_dataset(tok, 200, seed=3)
+    rows = ioi.same_layout(many, 0)
+    assert len(rows) >= 2 and int(rows[0]) == 0
+    sub = ioi.select(many, rows)
+    assert len(sub) == len(rows) and sub.texts == tuple(many.texts[i] for i in rows.tolist())
+    for role in ioi.ROLES:  # one layout: every role at one position
+        assert sub.positions[role].unique().numel() == 1
+    assert sub.tokens.shape[1] == int(sub.end[0]) + 1  # padding no row needs is gone
+    for kind in ioi.CORRUPTIONS:  # so a corrupted set built from it lines up
+        assert ioi.corrupted_dataset(sub, tok, kind, seed=1).tokens.shape == sub.tokens.shape
+    with pytest.raises(ValueError, match="rows"):
+        ioi.select(many, [len(many)])
+    with pytest.raises(ValueError, match="corruption="):
+        ioi.corrupted_dataset(sub, tok, "shuffled")

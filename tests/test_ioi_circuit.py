@@ -1,0 +1,243 @@
+"""Path patching against plain activation patching, and mean ablation against a hand-built residual stream."""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from interp_helpers import ioi, ioi_circuit, patching
+from interp_helpers.ioi_circuit import Receiver
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
+
+GELU = dict(n_layers=3, d_model=32, n_heads=3, d_head=8, d_mlp=64, n_ctx=16, d_vocab=60, act_fn="gelu",
+            normalization_type="LN", seed=0)  # fmt: skip
+VARIANTS = {"gelu": GELU, "attn-only": GELU | dict(attn_only=True, d_mlp=None, act_fn=None)}
+BATCH, POS = 4, 7
+
+
+class Setup:
+    def __init__(self, variant: str):
+        self.model = HookedTransformer(HookedTransformerConfig(**VARIANTS[variant])).eval()
+        generator = torch.Generator().manual_seed(1)
+        self.clean, self.corrupted = (torch.randint(0, 60, (BATCH, POS), generator=generator) for _ in range(2))
+        self.metric = patching.logit_diff_metric(torch.randint(0, 60, (BATCH, 2), generator=generator))
+
+
+@functools.cache
+def setup(variant: str) -> Setup:
+    return Setup(variant)
+
+
+def _output_hook(sender: ioi_circuit.Sender) -> str:
+    layer, head = sender
+    return f"blocks.{layer}.attn.hook_z" if head is not None else f"blocks.{layer}.hook_mlp_out"
+
+
+@torch.no_grad()
+def activation_patch(s: Setup, sender: ioi_circuit.Sender) -> torch.Tensor:
+    """Reference: the clean run with the sender's output from the corrupted run (every path at once)."""
+    name, head = _output_hook(sender), sender[1]
+    _, cache = s.model.run_with_cache(s.corrupted, names_filter=lambda n: n == name)
+
+    def hook(act, hook):
+        act = act.clone()
+        if head is None:
+            act[:] = cache[name]
+        else:
+            act[:, :, head] = cache[name][:, :, head]
+        return act
+
+    return s.metric(s.model.run_with_hooks(s.clean, fwd_hooks=[(name, hook)]))
+
+
+def _senders(variant: str) -> list[ioi_circuit.Sender]:
+    heads = [(0, 1), (1, 2), (2, 0)]
+    return heads if variant == "attn-only" else heads + [(0, None), (1, None), (2, None)]
+
+
+# --------------------------------------------------------------------------------------
+# Path patching: exact identities
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("variant", "sender"), [(v, s) for v in VARIANTS for s in _senders(v)])
+def test_every_reader_as_receiver_is_activation_patching(variant, sender):
+    """Adding the sender's change to every input that reads it rebuilds the whole corrupted-sender run."""
+    s = setup(variant)
+    receivers = ioi_circuit.downstream_receivers(s.model, sender)
+    got = ioi_circuit.path_patch(s.model, s.clean, s.corrupted, [sender], receivers, s.metric)
+    torch.testing.assert_close(got, activation_patch(s, sender), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("variant", "sender"), [("attn-only", (2, 1)), ("attn-only", (0, 2)), ("gelu", (2, None))])
+def test_nothing_in_between_is_activation_patching(variant, sender):
+    """Last-layer head (attention-only) or last MLP -> logits: the direct path is the only path."""
+    s = setup(variant)
+    if sender == (0, 2):  # a one-layer model: layer 0 is also the last
+        s = Setup.__new__(Setup)
+        s.__dict__.update(setup(variant).__dict__)
+        s.model = HookedTransformer(HookedTransformerConfig(**(VARIANTS[variant] | dict(n_layers=1)))).eval()
+    got = ioi_circuit.path_patch(s.model, s.clean, s.corrupted, [sender], [ioi_circuit.final_resid(s.model)], s.metric)
+    torch.testing.assert_close(got, activation_patch(s, sender), atol=1e-5, rtol=1e-5)
+
+
+def test_recomputed_mlps_make_last_layer_head_to_logits_activation_patching():
+    """With MLPs recomputed (Wang et al.'s GPT-2 choice) the last MLP is on the direct path; frozen, it is not."""
+    s = setup("gelu")
+    final = [ioi_circuit.final_resid(s.model)]
+    recomputed = ioi_circuit.path_patch(s.model, s.clean, s.corrupted, [(2, 1)], final, s.metric, freeze_mlps=False)
+    frozen = ioi_circuit.path_patch(s.model, s.clean, s.corrupted, [(2, 1)], final, s.metric)
+    torch.testing.assert_close(recomputed, activation_patch(s, (2, 1)), atol=1e-5, rtol=1e-5)
+    assert abs(frozen.item() - recomputed.item()) > 1e-4
+
+
+@torch.no_grad()
+def test_frozen_path_to_logits_adds_the_head_output_change():
+    """Everything frozen: the final residual stream moves by exactly (z_corrupted - z_clean) @ W_O of the sender."""
+    s = setup("gelu")
+    layer, head = 0, 2
+    name = f"blocks.{layer}.attn.hook_z"
+    z = {which: s.model.run_with_cache(tokens, names_filter=lambda n: n == name)[1][name][:, :, head]
+         for which, tokens in (("clean", s.clean), ("corrupted", s.corrupted))}  # fmt: skip
+    delta = (z["corrupted"] - z["clean"]) @ s.model.W_O[layer, head]
+    final = f"blocks.{s.model.cfg.n_layers - 1}.hook_resid_post"
+    expected = s.metric(s.model.run_with_hooks(s.clean, fwd_hooks=[(final, lambda act, hook: act + delta)]))
+    got = ioi_circuit.path_patch(s.model, s.clean, s.corrupted, [(layer, head)], [ioi_circuit.final_resid(s.model)], s.metric)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_receiver_positions_and_unchanged_senders():
+    s = setup("gelu")
+    last = torch.full((BATCH,), POS - 1)
+    args = (s.model, s.clean, s.corrupted, [(1, 0)])
+    everywhere = ioi_circuit.path_patch(*args, [ioi_circuit.final_resid(s.model)], s.metric)
+    at_read = ioi_circuit.path_patch(*args, [ioi_circuit.final_resid(s.model, pos=last)], s.metric)
+    torch.testing.assert_close(everywhere, at_read)  # the metric reads only the last position
+    clean_value = s.metric(s.model(s.clean))
+    same = ioi_circuit.path_patch(s.model, s.clean, s.clean, [(0, 0), (1, None)], ioi_circuit.head_receivers(s.model, 2), s.metric)
+    torch.testing.assert_close(same, clean_value, atol=1e-5, rtol=1e-5)
+
+
+def test_grids_match_single_calls_and_mark_missing_paths():
+    s = setup("gelu")
+    receivers = ioi_circuit.head_receivers(s.model, 2, head=1, kinds="qv")
+    grid = ioi_circuit.path_patch_all_heads(s.model, s.clean, s.corrupted, receivers, s.metric)
+    assert grid.shape == (3, 3) and grid[2].isnan().all() and not grid[:2].isnan().any()
+    one = ioi_circuit.path_patch(s.model, s.clean, s.corrupted, [(1, 2)], receivers, s.metric)
+    torch.testing.assert_close(grid[1, 2], one)
+    mlps = ioi_circuit.path_patch_all_mlps(s.model, s.clean, s.corrupted, [Receiver("mlp", 1)], s.metric)
+    assert mlps.shape == (3,) and mlps[1:].isnan().all() and not mlps[0].isnan()
+
+
+def test_errors_and_model_flags_restored():
+    s = setup("gelu")
+    before = (s.model.cfg.use_split_qkv_input, s.model.cfg.use_hook_mlp_in)
+    with pytest.raises(ValueError, match="no receiver reads"):
+        ioi_circuit.path_patch(s.model, s.clean, s.corrupted, [(2, 0)], [Receiver("q", 1)], s.metric)
+    with pytest.raises(ValueError, match="kind"):
+        ioi_circuit.path_patch(s.model, s.clean, s.corrupted, [(0, 0)], [Receiver("x", 1)], s.metric)
+    with pytest.raises(ValueError, match="MLP sender"):
+        ioi_circuit.path_patch(setup("attn-only").model, s.clean, s.corrupted, [(0, None)], [Receiver("q", 1)], s.metric)
+    ioi_circuit.path_patch(s.model, s.clean, s.corrupted, [(0, 0)], [Receiver("k", 1), Receiver("mlp", 2)], s.metric)
+    assert (s.model.cfg.use_split_qkv_input, s.model.cfg.use_hook_mlp_in) == before
+
+
+# --------------------------------------------------------------------------------------
+# Mean ablation on the zoo model (small batch: each forward is a few ms)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    from interp_helpers.models import load_model
+    from interp_helpers.tokenizer import load_tokenizer
+
+    tok = load_tokenizer()
+    clean = ioi.ioi_dataset(tok, n=24, seed=0)
+    return load_model("zoo-gelu-4l"), tok, clean, ioi.abc_dataset(clean, tok, seed=0)
+
+
+def test_whole_model_is_fully_faithful(zoo):
+    model, _, clean, abc = zoo
+    everything = [(l, h) for l in range(model.cfg.n_layers) for h in range(model.cfg.n_heads)]
+    result = ioi_circuit.faithfulness(model, clean, abc, everything, range(model.cfg.n_layers))
+    assert result.fraction == 1.0 and result.above_empty == 1.0
+
+
+@torch.no_grad()
+def test_empty_circuit_is_embeddings_plus_mean_outputs(zoo):
+    """Every head and MLP at its ABC mean: the final stream is the clean embeddings plus per-layout mean outputs."""
+    model, _, clean, abc = zoo
+    result = ioi_circuit.faithfulness(model, clean, abc, [], [])
+    names = [f"blocks.{l}.hook_{part}_out" for l in range(model.cfg.n_layers) for part in ("attn", "mlp")]
+    _, abc_cache = model.run_with_cache(abc.tokens, names_filter=lambda n: n in names)
+    _, clean_cache = model.run_with_cache(clean.tokens, names_filter=lambda n: n in ("hook_embed", "hook_pos_embed"))
+    groups = defaultdict(list)
+    for i in range(len(abc)):
+        groups[(int(abc.templates[i]), *(int(abc.positions[r][i]) for r in ioi.ROLES))].append(i)
+    group_of = {i: rows for rows in groups.values() for i in rows}
+    outputs = sum(abc_cache[n] for n in names)
+    resid = clean_cache["hook_embed"] + clean_cache["hook_pos_embed"] + torch.stack([outputs[group_of[i]].mean(0) for i in range(len(clean))])
+    expected = ioi.logit_diff(model.unembed(model.ln_final(resid)), clean).item()
+    assert result.empty == pytest.approx(expected, abs=1e-4)
+    assert result.model == pytest.approx(ioi.logit_diff(model(clean.tokens), clean).item(), abs=1e-5)
+
+
+def test_knockout_of_nothing_changes_nothing_and_roles_have_shapes(zoo):
+    model, tok, clean, abc = zoo
+    nothing = ioi_circuit.knockout(model, clean, abc, [])
+    torch.testing.assert_close(nothing.head_total_after, nothing.head_total)
+    assert nothing.knocked_logit_diff == nothing.logit_diff and nothing.head_growth.shape == (4, 4)
+    one = ioi_circuit.knockout(model, clean, abc, [(3, 0)])
+    assert one.head_total_after[3, 0].isnan() and one.head_total[3, 0] == pytest.approx(one.logit_diff - one.knocked_logit_diff)
+    scores = ioi_circuit.ioi_attention_scores(model, clean)
+    assert set(scores) == set(ioi_circuit.ATTENTION_SCORES) and all(v.shape == (4, 4) for v in scores.values())
+    assert ((scores["END->IO"] + scores["END->S1"] + scores["END->S2"]) <= 1 + 1e-5).all()
+    copying = ioi_circuit.name_copy_scores(model, ioi_circuit.name_tokens(tok))
+    assert copying.top_k.shape == (4, 4) and ((copying.top_k >= 0) & (copying.top_k <= 1)).all()
+
+
+def _evidence(overrides: dict):
+    grid = lambda v=0.0: torch.full((2, 2), v)  # noqa: E731
+    evidence = {key: grid() for key in ioi_circuit.ATTENTION_SCORES} | {
+        "direct": grid(), "total": grid(), "copying": grid(), "to_mlps": grid(), "to_queries": grid()}
+    for (key, l, h), value in overrides.items():
+        evidence[key][l, h] = value
+    return evidence
+
+
+def test_classify_heads_applies_each_role_and_marks_causal_heads():
+    ev = _evidence({
+        ("END->IO", 1, 0): 0.6, ("direct", 1, 0): 2.0, ("total", 1, 0): 2.0,  # name mover
+        ("END->S2", 0, 0): 0.9, ("to_mlps", 0, 0): 0.8, ("total", 0, 0): 5.0,  # recent-name mover
+        ("END->IO", 0, 1): 0.2, ("END->S1", 0, 1): 0.2, ("END->S2", 0, 1): 0.2, ("copying", 0, 1): 0.5,
+        ("to_mlps", 0, 1): 0.3,  # all-names mover, but its ablation does nothing: not causal
+        ("S2->S1", 1, 1): 0.5,  # duplicate-token pattern
+    })
+    rows = {row["head"]: row for row in ioi_circuit.classify_heads(ev, logit_diff=8.0)}
+    assert rows["L1H0"]["roles"] == "name mover" and rows["L1H0"]["causal"]
+    assert rows["L0H0"]["roles"] == "recent-name mover" and rows["L0H0"]["causal"]
+    assert rows["L0H1"]["roles"] == "all-names mover" and not rows["L0H1"]["causal"]
+    assert rows["L1H1"]["roles"] == "duplicate-token"
+    ev = _evidence({("END->IO", 1, 0): 0.6, ("direct", 1, 0): -2.0, ("END->S2", 0, 0): 0.9, ("to_queries", 0, 0): 0.5})
+    rows = {row["head"]: row["roles"] for row in ioi_circuit.classify_heads(ev, logit_diff=8.0)}
+    assert rows == {"L1H0": "negative name mover", "L0H0": "S-inhibition"}
+
+
+def test_slot_preference_reads_the_three_names_at_end():
+    model = HookedTransformer(HookedTransformerConfig(**GELU)).eval()
+    tokens = torch.tensor([[0, 5, 6, 7, 8], [0, 9, 10, 11, 12]])
+    ds = ioi.IOIDataset(tokens=tokens, positions={"IO": torch.tensor([1, 1]), "S1": torch.tensor([2, 2]),
+                                                  "S2": torch.tensor([3, 3]), "END": torch.tensor([4, 4])},
+                        io_token=torch.tensor([5, 9]), s_token=torch.tensor([6, 10]), templates=torch.tensor([0, 0]),
+                        orders=("ABBA", "ABBA"), names=(("a", "b", "c"),) * 2, texts=("x", "y"))
+    logits = model(tokens)[torch.arange(2), 4]
+    pref = ioi_circuit.slot_preference(model, ds)
+    expected = (logits[0, 5] - logits[0, 7] + logits[1, 9] - logits[1, 11]) / 2
+    assert pref["IO_slot_minus_S2_slot"] == pytest.approx(expected.item(), abs=1e-5)
+    assert sum(pref[f"top_is_{r}_slot"] for r in ("IO", "S1", "S2")) == pytest.approx(1.0)
