@@ -329,6 +329,9 @@ LABEL_FIELDS: Mapping[str, tuple[str, ...] | None] = MappingProxyType(
 )
 # Derived per-token fields: the `node` path cut to depth k+1 (index into NODE_PATHS).
 LEVEL_FIELDS = tuple(f"node_l{k}" for k in range(HIERARCHY_DEPTH))
+# The paragraph topic's ancestors (topic_l1 = "animals/birds" for a raven paragraph): the
+# coarse features that finer topic features split from (notebook 05).
+TOPIC_LEVEL_FIELDS = tuple(f"topic_l{k}" for k in range(HIERARCHY_DEPTH - 1))
 _NODE_INDEX = MappingProxyType({p: i for i, p in enumerate(NODE_PATHS)})
 # _ANCESTOR[k][i]: NODE_PATHS index of node i's ancestor at depth k, or -1.
 _ANCESTOR = tuple(
@@ -797,7 +800,8 @@ def token_labels(
     A token takes the labels of its first non-space character, because byte-level BPE
     tokens carry their leading space (" raven") while spans cover only the word. Tokens
     with empty offsets (BOS and other special tokens) get -1 in every field. Adds the
-    derived fields node_l0..node_l2: the producing node's ancestor at each depth.
+    derived fields node_l0..node_l2 (the producing node's ancestor at each depth) and
+    topic_l0, topic_l1 (the paragraph topic's ancestors).
     """
     offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)  # also accepts HF's list of tuples
     chars = char_labels(doc)
@@ -817,6 +821,8 @@ def token_labels(
         out[name] = np.where(valid, values, -1).astype(np.int32)
     for k, level in enumerate(LEVEL_FIELDS):
         out[level] = _ANCESTOR[k][out["node"]]
+    for k, level in enumerate(TOPIC_LEVEL_FIELDS):
+        out[level] = _ANCESTOR[k][out["topic"]]
     return out
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerFast
 
 from interp_helpers.attention_view import InlineHTML
-from interp_helpers.corpus import LABEL_FIELDS, LEAVES, LEVEL_FIELDS, NODE_VOCAB, Document, label_name
+from interp_helpers.corpus import LABEL_FIELDS, LEAVES, LEVEL_FIELDS, NODE_VOCAB, TOPIC_LEVEL_FIELDS, Document, label_name
 from interp_helpers.params import check_choice
 from interp_helpers.tokenizer import encode_document
 
@@ -47,7 +47,7 @@ GENRE_FIELDS = MappingProxyType(
 
 def label_fields() -> list[str]:
     """Every per-token field a view can colour by (the corpus fields plus node_l0..node_l2)."""
-    return [*LABEL_FIELDS, *LEVEL_FIELDS]
+    return [*LABEL_FIELDS, *LEVEL_FIELDS, *TOPIC_LEVEL_FIELDS]
 
 
 def _word_at(text: str, i: int) -> str:

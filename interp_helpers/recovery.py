@@ -53,7 +53,7 @@ _SORT_ELEMENTS = 2**24
 
 
 def _value_name(field: str, value: int) -> str:
-    if field in corpus.LABEL_FIELDS or field in corpus.LEVEL_FIELDS:
+    if field in (*corpus.LABEL_FIELDS, *corpus.LEVEL_FIELDS, *corpus.TOPIC_LEVEL_FIELDS):
         return str(corpus.label_name(field, value))
     return str(value)  # a field of the caller's own, e.g. a document index
 

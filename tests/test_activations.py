@@ -57,7 +57,7 @@ def test_labels_line_up_with_tokens(tok):
     for name, values in rows.labels.items():
         assert values.shape == rows.tokens.shape
         assert (values[bos] == -1).all(), name
-    assert set(rows.labels) == set(corpus.LABEL_FIELDS) | set(corpus.LEVEL_FIELDS)
+    assert set(rows.labels) == set(corpus.LABEL_FIELDS) | set(corpus.LEVEL_FIELDS) | set(corpus.TOPIC_LEVEL_FIELDS)
     # The genre is set on every document token and constant within each document.
     genre, doc = rows.labels["genre"], rows.doc_index
     assert (genre[rows.keep] >= 0).all()

@@ -315,6 +315,10 @@ def test_node_levels():
     path = span.labels["node"].split("/")
     for k in range(HIERARCHY_DEPTH):
         assert NODE_PATHS[labels[f"node_l{k}"][0]] == "/".join(path[: k + 1])
+    topic = NODE_PATHS[labels["topic"][0]].split("/")  # the paragraph's leaf, and its ancestors
+    assert len(topic) == HIERARCHY_DEPTH
+    for k in range(HIERARCHY_DEPTH - 1):
+        assert NODE_PATHS[labels[f"topic_l{k}"][0]] == "/".join(topic[: k + 1])
 
 
 # ---------------------------------------------------------------- config
