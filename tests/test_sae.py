@@ -159,8 +159,95 @@ def test_sparse_forward_matches_dense_forward():
     assert sparse.codes is None
     for name in ("recon", "fired", "l0", "mse", "loss"):
         torch.testing.assert_close(getattr(sparse, name), getattr(dense, name))
-    with pytest.raises(ValueError, match="sparse=True needs architecture='topk'"):
-        make("relu")(x, sparse=True)
+    with pytest.raises(ValueError, match="sparse=True needs architecture in"):
+        make("jumprelu")(x, sparse=True)
+
+
+def sparse_relu_sae(d_in: int = 16, d_sae: int = 64, seed: int = 0) -> S.SAE:
+    """A ReLU SAE whose codes are sparse (about 10% nonzero) on standard-normal inputs, like a trained one."""
+    sae = make("relu", d_in=d_in, d_sae=d_sae, seed=seed, l1_coeff=3.0)
+    with torch.no_grad():
+        sae.b_enc.fill_(-1.3)
+        sae.b_dec.copy_(torch.randn(d_in, generator=gen(seed + 1)) * 0.1)
+        sae.W_dec.mul_(torch.rand(d_sae, 1, generator=gen(seed + 2)) + 0.5)  # norms off 1: the L1 weights matter
+    return sae
+
+
+def loss_and_grads(sae: S.SAE, x: torch.Tensor, sparse: bool) -> tuple[S.SAEOutput, dict[str, torch.Tensor]]:
+    sae.zero_grad(set_to_none=True)
+    out = sae(x, sparse=sparse)
+    out.loss.backward()
+    return out, {name: p.grad.clone() for name, p in sae.named_parameters()}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sparse_relu_matches_dense_loss_and_gradients(seed):
+    sae = sparse_relu_sae(seed=seed)
+    x = torch.randn(48, 16, generator=gen(seed + 3))
+    dense, dense_grads = loss_and_grads(sae, x, sparse=False)
+    sparse, sparse_grads = loss_and_grads(sae, x, sparse=True)
+    assert 0 < dense.l0.item() < S.RELU_SPARSE_MAX_DENSITY * 64  # sparse enough: the active-entry path ran
+    assert sparse.codes is None and dense.codes is not None
+    for name in ("recon", "fired", "l0", "mse", "sparsity", "loss"):
+        torch.testing.assert_close(getattr(sparse, name), getattr(dense, name), atol=1e-5, rtol=1e-5)
+    assert set(sparse_grads) == {"W_enc", "b_enc", "W_dec", "b_dec"}
+    for name, grad in dense_grads.items():
+        torch.testing.assert_close(sparse_grads[name], grad, atol=1e-5, rtol=1e-5, msg=lambda m: f"{name}: {m}")
+    assert (sparse_grads["W_dec"][~dense.fired] == 0).all()  # only the L1 term and the codes touch W_dec rows
+
+
+def test_sparse_relu_gives_inputs_their_gradient():
+    sae = sparse_relu_sae()
+    grads = []
+    for sparse in (False, True):
+        x = torch.randn(20, 16, generator=gen(4)).requires_grad_()
+        sae(x, sparse=sparse).loss.backward()
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-5)
+
+
+def test_sparse_relu_falls_back_to_dense_codes_when_they_are_not_sparse():
+    sae = make("relu", d_in=16, d_sae=64)  # at initialisation about half the codes are nonzero
+    x = torch.randn(32, 16, generator=gen())
+    dense, sparse = sae(x), sae(x, sparse=True)
+    assert dense.l0.item() > S.RELU_SPARSE_MAX_DENSITY * 64
+    assert sparse.codes is not None
+    torch.testing.assert_close(sparse.loss, dense.loss, rtol=0, atol=0)
+
+
+def test_encoder_gradients_match_plain_autograd():
+    """pre_acts' custom backward (b_dec's gradient without x's) against the textbook formula."""
+    sae = sparse_relu_sae()
+    x = torch.randn(15, 16, generator=gen(7)).requires_grad_()
+    weights = torch.randn(15, 64, generator=gen(8))
+    (sae.pre_acts(x) * weights).sum().backward()
+    ours = [t.grad.clone() for t in (x, sae.W_enc, sae.b_enc, sae.b_dec)]
+    leaves = [t.detach().clone().requires_grad_() for t in (x, sae.W_enc, sae.b_enc, sae.b_dec)]
+    xx, W_enc, b_enc, b_dec = leaves
+    (((xx - b_dec) @ W_enc + b_enc) * weights).sum().backward()
+    for got, leaf in zip(ours, leaves):
+        torch.testing.assert_close(got, leaf.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_sparse_relu_training_matches_dense_training():
+    """A few Adam steps on either path end at the same weights (to float rounding)."""
+    _, stream = superposition(d_in=16, n_features=24, batch=64, seed=2)
+    batches = [next(stream) for _ in range(8)]
+    trained = []
+    for sparse in (False, True):
+        sae = sparse_relu_sae()
+        optimizer = torch.optim.Adam(sae.parameters(), lr=1e-3)
+        for x in batches:
+            out = sae(x, sparse=sparse)
+            optimizer.zero_grad()
+            out.loss.backward()
+            sae.remove_parallel_grad_()
+            optimizer.step()
+            sae.set_decoder_norm_to_unit_()
+        trained.append(sae.state_dict())
+    assert out.codes is None  # the sparse path ran to the end
+    for name, tensor in trained[0].items():
+        torch.testing.assert_close(trained[1][name], tensor, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("architecture", ["topk", "batchtopk"])
@@ -397,3 +484,14 @@ def test_save_and_load_reject_mismatches(tmp_path):
         S.load_sae(tmp_path)
     with pytest.raises(CheckpointError, match="missing"):
         S.load_sae(tmp_path / "nowhere")
+
+
+def test_train_sae_continues_a_given_sae():
+    _, stream = superposition(d_in=16, n_features=24, batch=64, seed=3)
+    cfg = S.SAEConfig(d_in=16, d_sae=32, architecture="relu", steps=3, l1_coeff=1.0)
+    sae = S.SAE(cfg)
+    b_dec = sae.b_dec.detach().clone()
+    trained, _ = S.train_sae(cfg, stream, progress=False, sae=sae)
+    assert trained is sae and not torch.equal(sae.b_dec.detach(), b_dec)  # trained in place
+    with pytest.raises(ValueError, match="cfg differs"):
+        S.train_sae(dataclasses.replace(cfg, steps=4), stream, progress=False, sae=sae)
