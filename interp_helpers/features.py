@@ -88,8 +88,8 @@ def top_contexts(acts: Float[Tensor, " token"], tokens: Int[Tensor, "batch pos"]
 
 
 def output_direction(model: HookedTransformer, hook_name: str,
-                     direction: Float[Tensor, " d_in"]) -> Float[Tensor, " d_model"]:
-    """Where `direction` (in the hook's space) lands in the residual stream.
+                     direction: Float[Tensor, "*unit d_in"]) -> Float[Tensor, "*unit d_model"]:
+    """Where `direction` (in the hook's space; or a stack of them) lands in the residual stream.
 
     An MLP's hook_post is read through that layer's W_out; residual-stream hooks are
     already there. Other hooks (hook_z, keys, ...) would need their own map: refused.
@@ -268,3 +268,17 @@ def split_of_neuron(neuron: int, neuron_labels: Sequence[tuple[str, float]], lat
         rows.append({"label": name, "neuron_f1": float(f1), "latent": latent, "latent_f1": float(latent_table.f1[i]),
                      "weight_on_neuron": float(weights[latent]), "weight_rank": int(rank[latent])})
     return rows
+
+
+@torch.no_grad()
+def logit_vectors(model: HookedTransformer, hook_name: str,
+                  directions: Float[Tensor, "unit d_in"]) -> Float[Tensor, "unit d_vocab"]:
+    """Every direction's direct effect on the logits (as in `logit_effects`), centred over the vocabulary.
+
+    Two models' residual streams live in unrelated bases, but their vocabularies are the
+    same: these vectors let latents of different models be compared by what they predict.
+    """
+    resid = output_direction(model, hook_name, directions)
+    weight = getattr(model.ln_final, "w", None)
+    logits = (resid * weight if weight is not None else resid) @ model.W_U
+    return logits - logits.mean(dim=-1, keepdim=True)

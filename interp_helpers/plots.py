@@ -655,3 +655,39 @@ def attribution_figure(shares: dict[str, float], total: float, title: str) -> go
     fig.update_xaxes(title_text="residual-stream component (in order)")
     fig.update_yaxes(title_text="logit difference IO - S")
     return _layout(fig, title, 760, 400)
+
+
+def family_sunburst(nodes: list[dict], title: str) -> go.Figure:
+    """A latent and its descendants in larger dictionaries (from `splitting.family_tree`), rings by size."""
+    fig = go.Figure(go.Sunburst(
+        ids=[n["id"] for n in nodes], parents=[n["parent"] for n in nodes],
+        labels=[f"{n['label'].split('=', 1)[-1]}<br>F1 {n['f1']:.2f}" for n in nodes],
+        hovertext=[f"{n['size']} latents, latent {n['latent']}: best label {n['label']} (F1 {n['f1']:.2f})"
+                   for n in nodes],
+        hoverinfo="text", marker={"colors": [n["f1"] for n in nodes], "colorscale": "Blues", "cmin": 0, "cmax": 0.6,
+                                  "showscale": True, "colorbar": {"title": "best F1"}},
+    ))  # fmt: skip
+    return _layout(fig, title, 650, 600)
+
+
+def correlation_histogram(values: dict[str, Float[Tensor, " unit"]], title: str) -> go.Figure:
+    """Distribution of each unit's best correlation with the other model's units, one trace per unit type."""
+    fig = go.Figure()
+    for name, v in values.items():
+        v = v[~torch.isnan(v)]
+        fig.add_trace(go.Histogram(x=to_numpy(v), name=f"{name} (median {float(v.median()):.2f})", opacity=0.6,
+                                   xbins={"start": -0.1, "end": 1.0, "size": 0.025}, histnorm="probability"))
+    fig.update_layout(barmode="overlay", xaxis_title="max correlation with any unit of the other model",
+                      yaxis_title="fraction of units")
+    return _layout(fig, title, 700, 350)
+
+
+def recovery_by_size_figure(rows: list[dict], fields: list[str], title: str) -> go.Figure:
+    """Mean best F1 per label field against dictionary size (rows: {"size": n, field: mean F1, ...})."""
+    fig = go.Figure()
+    for field in fields:
+        fig.add_trace(go.Scatter(x=[r["size"] for r in rows], y=[r[field] for r in rows], mode="lines+markers",
+                                 name=field))
+    fig.update_xaxes(title_text="latents in the dictionary", type="log")
+    fig.update_yaxes(title_text="mean best F1 over the field's labels", range=[0, 1])
+    return _layout(fig, title, 650, 380)

@@ -109,3 +109,11 @@ def test_hook_width(model):
     assert hook_width(model, "blocks.0.mlp.hook_post") == 32
     assert hook_width(model, "blocks.0.attn.hook_z") == 16
     assert hook_width(model, "blocks.0.hook_resid_post") == 16
+
+
+def test_logit_vectors_are_centred_logit_effects(model):
+    directions = torch.randn(3, 32, generator=torch.Generator().manual_seed(4))
+    vectors = F.logit_vectors(model, "blocks.0.mlp.hook_post", directions)
+    assert vectors.shape == (3, 20) and torch.allclose(vectors.mean(-1), torch.zeros(3), atol=1e-5)
+    up, _ = F.logit_effects(model, "blocks.0.mlp.hook_post", directions[1], k=2)
+    assert [v for _, v in up] == pytest.approx(vectors[1].topk(2).values.tolist(), abs=1e-5)
