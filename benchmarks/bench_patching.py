@@ -11,9 +11,11 @@ largest |difference| of the results (1e-5 is the tolerance). One thread.
 TransformerLens runs one forward pass of the whole model per patch site. Ours does the
 same patches with the same hooks but skips work that cannot change the result: layers
 before the patched one (started from the corrupted residual stream), positions before the
-patched one (the corrupted keys and values through a frozen key-value cache), and the
-unembedding of every position the metric does not read (`patching.PositionMetric`).
-`--plain-metric` passes the metric as a plain function, which turns the last one off.
+patched one (the corrupted keys and values through a frozen key-value cache), other
+positions of the patched block for position-local sites (z, attn_out, ...), and, through
+`patching.PositionMetric`, the unembedding of every position the metric does not read, the
+positions after it and all but keys and values of the last block at unread positions.
+`--plain-metric` passes the metric as a plain function, which turns those off.
 
     python benchmarks/bench_patching.py [--batch 8] [--pos 20] [--max-batch N] [--plain-metric]
 """

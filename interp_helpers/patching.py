@@ -25,15 +25,25 @@ short cuts that leave the result unchanged:
   logits before p are the corrupted ones. Used for the hook points whose position axis is
   known (`_CAUSAL_HOOKS`), with standard, shortformer or rotary positions and no padding
   mask; everything else starts at position 0.
+- A site whose patch changes its block's output at p alone (z, q, pattern, attn_out,
+  mlp_out, resid_mid/post: `_LOCAL_HOOKS`) runs that block at p only; its rows join the
+  others after the block, with the corrupted residual stream at the later positions.
 - A metric that reads one position per prompt (a `PositionMetric`, such as
   `logit_diff_metric`) gets the unembedding of those positions only (up to half the work of
-  a small model with a large vocabulary). Any other callable gets full logits.
+  a small model with a large vocabulary). Any other callable gets full logits. With causal
+  attention, positions after the last read one are never run, sites there (and last-block
+  sites of `_LOCAL_HOOKS` at an unread position) get the corrupted value without a forward,
+  and when every prompt reads the same position the last block computes only keys and
+  values elsewhere (`_last_block`).
 
 On one CPU thread the forward passes are compute-bound, so stacking alone gains ~10%; the
 short cuts are what count. benchmarks/bench_patching.py (zoo-gelu-4l: 4 layers, d_model
-128, d_vocab 4096; 8 prompts of 20 tokens) measured 3x (attn_head_out_all_pos), 4x
-(resid_pre_by_pos) and 5.7x (attn_head_out_by_pos) against transformer_lens.patching with
-a PositionMetric, 1.8-2.7x with a plain-function metric.
+128, d_vocab 4096; 8 prompts of 20 tokens, read at the last) measured 3.9x
+(attn_head_out_all_pos), 4.8x (resid_pre_by_pos) and 10.6x (attn_head_out_by_pos) against
+transformer_lens.patching with a PositionMetric. Exact patching cannot do much better on
+the first two: a site at layer l over all positions (or at position p) must rerun layers
+l.. at every position (p..) to the last, which is about 40% (30%) of a TransformerLens
+forward on average.
 
 Sites are `Site(hook, pos, head)`: a hook point name (`blocks.{l}.attn.hook_z`), a query
 (destination) position or None for all positions, and a head or None for all heads.
@@ -56,6 +66,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.utilities import get_act_name
+from transformer_lens.utilities.architectures import POST_NORM_ARCHITECTURES
 
 from interp_helpers.circuits import MAX_TOKENS
 from interp_helpers.params import check_range
@@ -186,6 +197,10 @@ _PATTERN_HOOKS = ("attn.hook_pattern", "attn.hook_attn_scores")
 _CAUSAL_HOOKS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
                  "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z", "attn.hook_result",
                  "mlp.hook_pre", "mlp.hook_post", *_PATTERN_HOOKS)  # fmt: skip
+# Of those, the ones whose patch at position p changes that block's output at p alone (the
+# keys and values of the block stay the corrupted ones): the block runs position p only.
+_LOCAL_HOOKS = ("hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out", "attn.hook_q", "attn.hook_z",
+                "attn.hook_result", "mlp.hook_pre", "mlp.hook_post", *_PATTERN_HOOKS)  # fmt: skip
 _CAUSAL_POSITIONS = ("standard", "shortformer", "rotary")
 _BLOCK = re.compile(r"blocks\.(\d+)\.(.+)")
 
@@ -200,6 +215,7 @@ class _Plan:
     pos: int | None
     head: int | None
     pattern: bool  # [batch, head_index, dest_pos, src_pos] layout
+    local: bool  # the block runs start_pos alone (its output elsewhere is the corrupted one)
 
 
 def _plan(model: HookedTransformer, clean_cache: Cache, corrupted_shape: tuple[int, int], site: Site,
@@ -227,7 +243,9 @@ def _plan(model: HookedTransformer, clean_cache: Cache, corrupted_shape: tuple[i
         check_range("sites[].head", site.head, 0, clean.shape[1 if pattern else 2] - 1)
     layer = int(match.group(1)) if match else None
     start_pos = pos if causal and pos and match and match.group(2) in _CAUSAL_HOOKS else 0
-    return _Plan(site.hook, layer, start_pos, pos, site.head, pattern)
+    # Not in the last block: its rows would leave it at one position, not at the chunk's.
+    local = causal and pos is not None and layer is not None and layer < model.cfg.n_layers - 1 and match.group(2) in _LOCAL_HOOKS
+    return _Plan(site.hook, layer, start_pos, pos, site.head, pattern, local)
 
 
 def patch_hook(
@@ -285,39 +303,125 @@ def _corrupted_run(model: HookedTransformer, tokens: Int[Tensor, "batch pos"], w
                       shortformer, attention_mask)  # fmt: skip
 
 
-def _run_chunk(
-    model: HookedTransformer, corrupted: _Corrupted, fwd_hooks: list, prompts: Int[Tensor, " rows"],
-    entry_layers: list[int | None], start_pos: int, final: bool,
-) -> Float[Tensor, "rows new_pos d_out"]:  # fmt: skip
-    """Final residual stream (`final`) or logits of the chunk's rows at positions start_pos.. .
+def _window_hook(
+    activation: Float[Tensor, "..."],
+    hook: HookPoint,
+    mask: Bool[Tensor, "..."],
+    clean: Float[Tensor, "..."],
+    window: list[int],
+    pattern: bool,
+) -> Float[Tensor, "..."]:
+    """`patch_hook` for one forward of a chunk: its rows window[0]:window[1], positions window[2].. of the chunk's window.
 
-    Rows whose site is not in a block run from the tokens. Otherwise row r joins at
-    entry_layers[r] (non-decreasing), from the corrupted run's resid_pre there; layers are
-    run one at a time through `model(..., start_at_layer=l, stop_at_layer=l + 1)`, with
-    positions before start_pos read from the corrupted keys and values.
+    The forward may cover fewer positions than the chunk (the last block runs the read
+    position apart from the others), so the positions are as many as `activation` has; a
+    pattern's source axis is as long as the keys (cached and new).
+    """
+    rows, lo = slice(window[0], window[1]), window[2]
+    if pattern:  # [rows, head_index, dest_pos, src_pos]
+        dest = slice(lo, lo + activation.shape[2])
+        return torch.where(mask[rows, :, dest], clean[rows, :, dest, : activation.shape[3]].to(activation.dtype), activation)
+    here = slice(lo, lo + activation.shape[1])
+    return torch.where(mask[rows, here], clean[rows, here].to(activation.dtype), activation)
+
+
+def _reads_last_alone(model: HookedTransformer) -> bool:
+    """Whether `_last_block` can split the last block: keys and values from ln1 alone, as TransformerBlock does it."""
+    cfg = model.cfg
+    return not (cfg.use_attn_in or cfg.use_split_qkv_input or cfg.parallel_attn_mlp or cfg.use_qk_norm
+                or cfg.clip_qkv is not None or cfg.load_in_4bit or cfg.original_architecture in POST_NORM_ARCHITECTURES)  # fmt: skip
+
+
+def _last_block(
+    model: HookedTransformer, corrupted: _Corrupted, resid: Float[Tensor, "rows new_pos d_model"],
+    here: Int[Tensor, " rows"], start_pos: int, window: list[int],
+) -> Float[Tensor, "rows 1 d_model"]:  # fmt: skip
+    """The last block's output at the window's last position (the one the metric reads) only.
+
+    Nothing after the last block mixes positions, so the other positions need only their
+    keys and values (ln1, W_K, W_V: a sixth of the block's work); the read position then
+    runs the whole block on them through the key-value cache. Hooks see the same values
+    as in a full forward at every position that can reach the metric.
+    """
+    layer = model.cfg.n_layers - 1
+    block = model.blocks[layer]
+    end_pos = start_pos + resid.shape[1]
+    shortformer = None if corrupted.shortformer is None else corrupted.shortformer[here, start_pos:end_pos]
+    earlier = block.hook_resid_pre(resid[:, :-1])
+    values_in = block.ln1(earlier)
+    keys_in = values_in if shortformer is None else values_in + shortformer[:, :-1]
+    _, keys, values = block.attn.calculate_qkv_matrices(keys_in[:, :0], keys_in, values_in)  # no queries needed
+    if start_pos > 0:
+        keys = torch.cat([corrupted.keys[layer][here, :start_pos], keys], dim=1)
+        values = torch.cat([corrupted.values[layer][here, :start_pos], values], dim=1)
+    window[2] = resid.shape[1] - 1
+    kwargs = {} if shortformer is None else {"shortformer_pos_embed": shortformer[:, -1:]}
+    return model(resid[:, -1:], start_at_layer=layer, stop_at_layer=layer + 1,
+                 past_kv_cache=_frozen_kv_cache(keys, values, layer), **kwargs)  # fmt: skip
+
+
+def _run_block(
+    model: HookedTransformer, corrupted: _Corrupted, resid: Float[Tensor, "rows new_pos d_model"],
+    here: Int[Tensor, " rows"], layer: int, start_pos: int,
+) -> Float[Tensor, "rows new_pos d_model"]:  # fmt: skip
+    """Block `layer` at positions start_pos:start_pos + new_pos, earlier keys and values from the corrupted run."""
+    end_pos = start_pos + resid.shape[1]
+    kwargs = {}
+    if corrupted.shortformer is not None:
+        kwargs["shortformer_pos_embed"] = corrupted.shortformer[here, start_pos:end_pos]
+    if corrupted.attention_mask is not None:
+        kwargs["attention_mask"] = corrupted.attention_mask[here, :end_pos]
+    if start_pos > 0:
+        kwargs["past_kv_cache"] = _frozen_kv_cache(corrupted.keys[layer][here, :start_pos],
+                                                   corrupted.values[layer][here, :start_pos], layer)  # fmt: skip
+    return model(resid, start_at_layer=layer, stop_at_layer=layer + 1, **kwargs)
+
+
+def _run_chunk(
+    model: HookedTransformer, corrupted: _Corrupted, fwd_hooks: list, window: list[int], prompts: Int[Tensor, " rows"],
+    entries: list[tuple[int, bool] | None], start_pos: int, end_pos: int, final: bool, last_alone: bool,
+) -> Float[Tensor, "rows new_pos d_out"]:  # fmt: skip
+    """Final residual stream (`final`) or logits of the chunk's rows at positions start_pos:end_pos.
+
+    Rows whose site is not in a block (entry None) run from the tokens. Otherwise row r
+    with entries[r] = (l, local) joins at layer l (sorted by (l, local)), from the corrupted
+    run's resid_pre there; layers are run one at a time through `model(...,
+    start_at_layer=l, stop_at_layer=l + 1)`, with positions before start_pos read from the
+    corrupted keys and values. A `local` row runs block l at start_pos alone and joins the
+    others after it, with the corrupted resid_post at the later positions. With
+    `last_alone` the last block runs the last position only (`_last_block`), so only that
+    one comes back. `window` tells the hooks which rows and positions each forward covers.
     """
     n_layers = model.cfg.n_layers
     with model.hooks(fwd_hooks=fwd_hooks):
-        if None in entry_layers:
+        if None in entries:
             assert start_pos == 0
-            return model(corrupted.tokens[prompts], stop_at_layer=n_layers if final else None)
+            window[:] = [0, len(prompts), 0]
+            return model(corrupted.tokens[prompts, :end_pos], stop_at_layer=n_layers if final else None)
         resid, entered = None, 0
-        for layer in range(entry_layers[0], n_layers):
-            joining = sum(1 for entry in entry_layers[entered:] if entry == layer)
+        for layer in range(entries[0][0], n_layers):
+            joining = sum(1 for entry in entries[entered:] if entry == (layer, False))
             if joining:
-                new = corrupted.resid_pre[layer][prompts[entered:entered + joining], start_pos:]
+                new = corrupted.resid_pre[layer][prompts[entered:entered + joining], start_pos:end_pos]
                 resid = new if resid is None else torch.cat([resid, new])
                 entered += joining
             here = prompts[:entered]
-            kwargs = {}
-            if corrupted.shortformer is not None:
-                kwargs["shortformer_pos_embed"] = corrupted.shortformer[here, start_pos:]
-            if corrupted.attention_mask is not None:
-                kwargs["attention_mask"] = corrupted.attention_mask[here]
-            if start_pos > 0:
-                kwargs["past_kv_cache"] = _frozen_kv_cache(corrupted.keys[layer][here, :start_pos],
-                                                           corrupted.values[layer][here, :start_pos], layer)  # fmt: skip
-            resid = model(resid, start_at_layer=layer, stop_at_layer=layer + 1, **kwargs)
+            window[:] = [0, entered, 0]
+            if resid is None:
+                pass  # only local rows so far
+            elif last_alone and layer == n_layers - 1 and resid.shape[1] > 1:
+                resid = _last_block(model, corrupted, resid, here, start_pos, window)
+            else:
+                resid = _run_block(model, corrupted, resid, here, layer, start_pos)
+            joining = sum(1 for entry in entries[entered:] if entry == (layer, True))
+            if joining:
+                local = prompts[entered:entered + joining]
+                window[:] = [entered, entered + joining, 0]
+                at_start = _run_block(model, corrupted, corrupted.resid_pre[layer][local, start_pos:start_pos + 1],
+                                      local, layer, start_pos)  # fmt: skip
+                new = torch.cat([at_start, corrupted.resid_pre[layer + 1][local, start_pos + 1:end_pos]], dim=1)
+                resid = new if resid is None else torch.cat([resid, new])
+                entered += joining
     return resid if final else model(resid, start_at_layer=n_layers)  # ln_final, unembed, softcap
 
 
@@ -357,17 +461,31 @@ def patch_sites(
     read = metric.positions(n_pos).to(device) if fast else None
     if read is not None and read.shape != (batch,):
         raise ValueError(f"parameter metric reads {tuple(read.shape)} positions; corrupted_tokens has {batch} prompts")
-    corrupted = _corrupted_run(model, corrupted_tokens, with_kv=any(p.start_pos > 0 for p in plans), with_logits=not fast)
     n_layers = cfg.n_layers
+    # With causal attention nothing after the last read position reaches the metric: the run
+    # stops there, and a site after it leaves the corrupted value. When every prompt reads
+    # the same (last run) position, the last block runs that position alone (`_last_block`).
+    end_pos = int(read.max()) + 1 if fast and cfg.attention_dir == "causal" else n_pos
+    last_alone = fast and causal and bool((read == end_pos - 1).all()) and _reads_last_alone(model)
+    unreached = [i for i, plan in enumerate(plans) if plan.pos is not None and plan.pos >= end_pos]
+    if fast and cfg.attention_dir == "causal":  # a last block's patch at a position the metric never reads
+        unreached += [i for i, plan in enumerate(plans) if plan.layer == n_layers - 1 and plan.pos is not None
+                      and plan.pos < end_pos and plan.hook.split(".", 2)[2] in _LOCAL_HOOKS and not (read == plan.pos).any()]
+    corrupted = _corrupted_run(model, corrupted_tokens, with_kv=any(p.start_pos > 0 for p in plans) or last_alone,
+                               with_logits=not fast)  # fmt: skip
+    if unreached:
+        logits = model(corrupted.final_resid[torch.arange(batch, device=device), read][:, None], start_at_layer=n_layers)
+        results[unreached] = metric.at_positions(logits[:, 0]).item()
 
     # Sites sorted by (first position, layer): a chunk never mixes first positions, and its rows join in order.
-    order = sorted(range(len(plans)), key=lambda i: (plans[i].start_pos, -1 if plans[i].layer is None else plans[i].layer))
+    order = sorted(set(range(len(plans))) - set(unreached),
+                   key=lambda i: (plans[i].start_pos, -1 if plans[i].layer is None else plans[i].layer, plans[i].local))  # fmt: skip
     chunks = []
     group_start = 0
     for k in range(1, len(order) + 1):
         start_pos = plans[order[group_start]].start_pos
         if k == len(order) or plans[order[k]].start_pos != start_pos:
-            rows = max_batch or max(1, MAX_TOKENS // (n_pos - start_pos))
+            rows = max_batch or max(1, MAX_TOKENS // (end_pos - start_pos))
             chunks += [(start, min(start + rows, k * batch)) for start in range(group_start * batch, k * batch, rows)]
             group_start = k
 
@@ -380,14 +498,15 @@ def patch_sites(
 
         masks: dict[str, Tensor] = {}
         cleans: dict[str, Tensor] = {}
-        entry_layers: list[int | None] = []
+        patterns: dict[str, bool] = {}
+        entries: list[tuple[int, bool] | None] = []
         for k, plan in zip(chunk_sites, chunk_plans):
             lo, hi = max(k * batch, start) - start, min((k + 1) * batch, end) - start
-            entry_layers += [plan.layer] * (hi - lo)
+            entries += [None if plan.layer is None else (plan.layer, plan.local)] * (hi - lo)
             if plan.hook not in masks:
                 clean = store[plan.hook].to(device)
-                clean = clean[prompts, :, p0:] if plan.pattern else clean[prompts, p0:]
-                cleans[plan.hook] = clean
+                clean = clean[prompts, :, p0:end_pos] if plan.pattern else clean[prompts, p0:end_pos]
+                cleans[plan.hook], patterns[plan.hook] = clean, plan.pattern
                 masks[plan.hook] = torch.zeros(*clean.shape[:-1], 1, dtype=torch.bool, device=device)
             index: list[slice | int] = [slice(lo, hi)] + [slice(None)] * (masks[plan.hook].ndim - 1)
             pos_axis, head_axis = (2, 1) if plan.pattern else (1, 2)
@@ -396,12 +515,16 @@ def patch_sites(
             if plan.head is not None:
                 index[head_axis] = plan.head
             masks[plan.hook][tuple(index)] = True
-        fwd_hooks = [(name, functools.partial(patch_hook, mask=masks[name], clean=cleans[name])) for name in masks]
+        window = [0, 0, 0]  # rows and first position of each forward, set by _run_chunk
+        fwd_hooks = [(name, functools.partial(_window_hook, mask=masks[name], clean=cleans[name], window=window,
+                                              pattern=patterns[name])) for name in masks]  # fmt: skip
 
-        out = _run_chunk(model, corrupted, fwd_hooks, prompts, entry_layers, p0, final=fast)
+        out = _run_chunk(model, corrupted, fwd_hooks, window, prompts, entries, p0, end_pos, final=fast,
+                         last_alone=last_alone)  # fmt: skip
         if fast:
             at = read[prompts]
-            new = out[torch.arange(len(prompts), device=device), (at - p0).clamp(min=0)]
+            first = end_pos - out.shape[1]  # out holds positions first:end_pos (only the last with last_alone)
+            new = out[torch.arange(len(prompts), device=device), (at - first).clamp(min=0)]
             picked = torch.where((at >= p0)[:, None], new, corrupted.final_resid[prompts, at])  # before p0: unchanged
             out = model(picked[:, None], start_at_layer=n_layers)[:, 0]  # ln_final, unembed, softcap: [rows, d_vocab]
         elif p0 > 0:

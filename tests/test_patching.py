@@ -96,6 +96,22 @@ def test_other_positional_embeddings_match(variant, kind):
     torch.testing.assert_close(ours, s.reference(kind), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("variant", ["gelu", "shortformer", "rotary"])
+@pytest.mark.parametrize("read", [4, (3, 5, 5)], ids=["one-position", "per-prompt"])
+def test_metric_reading_earlier_positions_matches(variant, read):
+    """The run stops after the last read position, sites after it keep the corrupted value, and with one
+    read position for every prompt the last block runs it alone (per-prompt positions take the full last block)."""
+    s = setup(variant)
+    metric = patching.logit_diff_metric(s.metric.answer_tokens, pos=read if isinstance(read, int) else torch.tensor(read))
+    for kind in ("resid_pre_by_pos", "attn_head_out_by_pos", "attn_head_out_all_pos", "attn_head_k_all_pos",
+                 "attn_head_pattern_all_pos", "mlp_out_by_pos"):  # fmt: skip
+        ours_fn, tl_fn = KINDS[kind]
+        reference = tl_fn(s.model, s.corrupted, s.cache, lambda logits: metric(logits))
+        torch.testing.assert_close(ours_fn(s.model, s.corrupted, s.cache, metric, max_batch=5, progress=False),
+                                   reference, atol=1e-5, rtol=0)  # fmt: skip
+    assert circuits.hooks_attached(s.model) == 0
+
+
 def test_left_padded_prompts_match():
     """With a left-padding tokenizer the forward pass builds an attention mask; rows started at a layer get it too."""
     from interp_helpers.tokenizer import load_tokenizer
