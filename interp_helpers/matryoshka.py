@@ -25,6 +25,7 @@ the prefixes are not stored in the SAE (keep `MatryoshkaConfig` if you need them
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,10 +33,9 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from interp_helpers.params import check_choice, check_range
-from interp_helpers.sae import SAE, SAEConfig, explained_variance
+from interp_helpers.sae import SAE, SAEConfig, train_sae
 
 ARCHITECTURES: tuple[str, ...] = ("topk", "batchtopk")  # the sae.ARCHITECTURES that have no sparsity penalty to weigh
 REDUCTIONS: tuple[str, ...] = ("sum", "mean")
@@ -159,48 +159,8 @@ def train_matryoshka(cfg: MatryoshkaConfig, batches: Iterable[Tensor], progress:
     with mse and explained_variance of the full SAE and loss the Matryoshka loss.
     Bit-identical for a seed and the same batches on one torch thread.
     """
-    check_range("log_every", log_every, 1)
-    scfg = cfg.sae
-    batches = iter(batches)
-    sae = SAE(scfg, torch.Generator().manual_seed(scfg.seed))
-    try:
-        first = next(batches)
-    except StopIteration:
-        raise ValueError("train_matryoshka got no batches") from None
-    sae.init_b_dec_geometric_median(first)
-    optimizer = torch.optim.Adam(sae.parameters(), lr=scfg.lr, betas=(0.9, 0.999))
-    history: list[dict[str, int | float]] = []
-    bar = tqdm(range(scfg.steps), desc=f"training Matryoshka {scfg.architecture} SAE {scfg.d_in}->{scfg.d_sae}",
-               leave=False, disable=not progress)
-    sae.train()
-    x = first
-    with torch.enable_grad():
-        for step in bar:
-            if step > 0:
-                try:
-                    x = next(batches)
-                except StopIteration:
-                    break
-            if scfg.warmup_steps:
-                for group in optimizer.param_groups:
-                    group["lr"] = scfg.lr * min(1.0, (step + 1) / scfg.warmup_steps)
-            out = matryoshka_forward(sae, x, cfg.prefixes, cfg.reduction)
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            sae.remove_parallel_grad_()
-            optimizer.step()
-            sae.set_decoder_norm_to_unit_()
-            sae.update_dead_counts_(out.fired, x.shape[0])
-            if scfg.architecture == "batchtopk":
-                sae.update_threshold_(out.codes.detach())
-            if step % log_every == 0 or step == scfg.steps - 1:
-                row = {"step": step, "loss": out.loss.item(), "mse": out.mse.item(),
-                       "explained_variance": explained_variance(x, out.recon.detach()).item(),
-                       "l0": out.l0.item(), "dead_fraction": sae.dead_mask().float().mean().item()}
-                history.append(row)
-                bar.set_postfix(mse=f"{row['mse']:.4g}", L0=f"{row['l0']:.1f}", dead=f"{row['dead_fraction']:.2f}")
-    sae.eval()
-    return sae, history
+    forward = functools.partial(matryoshka_forward, prefixes=cfg.prefixes, reduction=cfg.reduction)
+    return train_sae(cfg.sae, batches, progress=progress, log_every=log_every, forward=forward)
 
 
 # ------------------------------------------------------------------------------ absorption

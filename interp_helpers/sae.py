@@ -35,7 +35,7 @@ import functools
 import json
 import math
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -662,7 +662,8 @@ def iterate_batches(data: Float[Tensor, "n d_in"], batch_size: int, generator: t
 
 
 def train_sae(cfg: SAEConfig, batches: Iterable[Tensor], progress: bool = True,
-              log_every: int = 50, sae: SAE | None = None) -> tuple[SAE, list[dict[str, int | float]]]:
+              log_every: int = 50, sae: SAE | None = None,
+              forward: Callable[[SAE, Tensor], Any] | None = None) -> tuple[SAE, list[dict[str, int | float]]]:
     """Train an SAE on `batches` ([batch, d_in] tensors) for cfg.steps steps; return it (eval mode) and a log.
 
     Adam (0.9, 0.999) with optional linear warmup; b_dec starts at the first batch's
@@ -673,7 +674,9 @@ def train_sae(cfg: SAEConfig, batches: Iterable[Tensor], progress: bool = True,
     rows, every `log_every` steps and at the last: step, loss, mse, explained_variance, l0,
     dead_fraction, all on that step's batch. Bit-identical for a seed and the same batches
     when torch uses one thread. `sae` (built with `cfg`): train it further, in place, with
-    a fresh optimizer and its b_dec as it is, instead of a new SAE.
+    a fresh optimizer and its b_dec as it is, instead of a new SAE. `forward(sae, x)`
+    replaces the loss (it returns an object with SAEOutput's recon, codes, fired, l0, mse
+    and loss fields), e.g. `matryoshka.matryoshka_forward`; the rest of the loop is the same.
     """
     check_range("log_every", log_every, 1)
     batches = iter(batches)
@@ -705,7 +708,7 @@ def train_sae(cfg: SAEConfig, batches: Iterable[Tensor], progress: bool = True,
             if cfg.warmup_steps:
                 for group in optimizer.param_groups:
                     group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
-            out = sae(x, sparse=sparse)
+            out = sae(x, sparse=sparse) if forward is None else forward(sae, x)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             sae.remove_parallel_grad_()
@@ -724,7 +727,8 @@ def train_sae(cfg: SAEConfig, batches: Iterable[Tensor], progress: bool = True,
     return sae, history
 
 
-def _log_row(step: int, x: Float[Tensor, "batch d_in"], out: SAEOutput, sae: SAE) -> dict[str, int | float]:
+def _log_row(step: int, x: Float[Tensor, "batch d_in"], out: Any, sae: SAE) -> dict[str, int | float]:
+    """One history row; `out` is an SAEOutput or anything with its fields (train_sae's `forward`)."""
     return {
         "step": step,
         "loss": out.loss.item(),
