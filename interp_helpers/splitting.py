@@ -286,6 +286,9 @@ def split_table(sizes: list[int], decoders: dict[int, Tensor], codes: dict[int, 
             parent = int(best_units[small][i])
             split = leaf_split(parent, children_of(parent, cosine, coact), codes[small], codes[large], truth, names, leaves)
             rows.append({"sizes": f"{small} -> {large}", "coarse label": name, "parent latent": parent,
-                         "children": len(split.children), "parent F1 on leaves": split.parent_f1.mean().item(),
+                         "children": len(split.children),
+                         "P(parent fires | child fires)": (sum(c.coactivation for c in split.children) / len(split.children)
+                                                           if split.children else float("nan")),
+                         "parent F1 on leaves": split.parent_f1.mean().item(),
                          "best child F1 on leaves": split.best_child_f1.mean().item(), "splits": split.splits})
     return rows

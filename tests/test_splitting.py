@@ -90,4 +90,5 @@ def test_leaves_of_and_split_table():
     rows = SP.split_table([1, 2], decoders, codes, best, truth, names)
     by_label = {r["coarse label"]: r for r in rows}
     assert by_label["topic_l1=a/b"]["splits"] and by_label["topic_l1=a/b"]["children"] == 2
+    assert by_label["topic_l1=a/b"]["P(parent fires | child fires)"] == pytest.approx(1.0)  # the parent fires everywhere
     assert set(by_label) == {"genre=base64", "topic_l0=a", "topic_l1=a/b"}
