@@ -170,7 +170,8 @@ def _context_html(context: Context, top: float) -> str:
         shown = html.escape(text).replace("\n", "&#8629;")
         spans.append(f'<span title="{value:.3f}" style="background:{_shade(value, top)};{border}'
                      f'white-space:pre">{shown}</span>')
-    return f"<div style='font-family:monospace;font-size:12px;margin:1px 0'>{context.value:6.2f} | {''.join(spans)}</div>"
+    return (f"<div style='font-family:monospace;font-size:12px;margin:1px 0;white-space:nowrap'>"
+            f"{context.value:6.2f} | {''.join(spans)}</div>")
 
 
 def histogram_svg(values: Float[Tensor, " n"], bins: int = 30, width: int = 260, height: int = 80) -> str:
@@ -201,12 +202,15 @@ def dashboard_html(card: FeatureCard, title: str = "latent") -> InlineHTML:
             f"automatic label from top tokens: <b>{html.escape(card.auto_label)}</b>; "
             f"best ground-truth labels: <b>{labels}</b></div>")
     contexts = "".join(_context_html(c, top) for c in card.contexts) or "<div>(never fires)</div>"
-    side = (f"<div style='margin-left:16px'><div style='font-size:12px'>activation histogram (where &gt; 0)</div>"
+    # The side panel keeps its width; long contexts scroll inside their own column instead of squeezing it.
+    side = (f"<div style='margin-left:16px;flex:none;width:300px'>"
+            f"<div style='font-size:12px'>activation histogram (where &gt; 0)</div>"
             f"{histogram_svg(card.nonzero_values)}"
             f"<div style='display:flex;gap:12px;font-size:12px'><div>boosts{_token_list(card.boosted, '#c6e5c6')}</div>"
             f"<div>suppresses{_token_list(card.suppressed, '#f5c6c6')}</div></div></div>")
     return InlineHTML(f"<div style='border:1px solid #ddd;padding:6px;margin:4px 0'>{head}"
-                      f"<div style='display:flex'><div>{contexts}</div>{side}</div></div>")
+                      f"<div style='display:flex'><div style='flex:1;min-width:0;overflow-x:auto'>{contexts}</div>"
+                      f"{side}</div></div>")
 
 
 def feature_dashboard(make_card: Callable[[int], FeatureCard], n_units: int, start: int = 0,
