@@ -105,14 +105,33 @@ def _build(tok: PreTrainedTokenizerFast, rows: list[dict], answers: list[tuple[s
     )
 
 
+def usable_names(tok: PreTrainedTokenizerFast) -> frozenset[str]:
+    """Corpus names that are one token for `tok` both mid-sentence (" Mary") and at the start of a text.
+
+    Every name is, for the workbook's tokenizer; a hub model's tokenizer (GPT-2's) splits
+    some, and prompts using those cannot line up token by token.
+    """
+    def fits(name: str) -> bool:
+        return all(len(tok.encode(text, add_special_tokens=False)) == 1 for text in (" " + name, name))
+    return frozenset(name for name in corpus.NAMES if fits(name))
+
+
 def ioi_dataset(tok: PreTrainedTokenizerFast, n: int, seed: int = 0, split: str = "eval") -> IOIDataset:
     """`n` IOI prompts (ABBA and BABA, every template) from the corpus generator.
 
     split="eval" uses only the held-out (template, name) pairs, never seen in training.
+    Prompts whose names are not single tokens for `tok` (`usable_names`) are skipped, so
+    the same call works with a hub model's tokenizer; with ours none are.
     """
     check_range("n", n, 1, 100_000)
     check_choice("split", split, ("train", "eval"))
-    prompts = corpus.ioi_prompts(corpus.CorpusConfig(split=split), n, seed)
+    names = usable_names(tok)
+    if len(names) < 3:
+        raise ValueError(f"only {len(names)} corpus names are single tokens for this tokenizer; IOI needs at least 3")
+    drawn = corpus.ioi_prompts(corpus.CorpusConfig(split=split), 20 * n, seed)  # the first n are ioi_prompts(..., n)
+    prompts = [p for p in drawn if p.io in names and p.s in names][:n]
+    if len(prompts) < n:
+        raise ValueError(f"parameter n={n}: only {len(prompts)} of {len(drawn)} prompts use single-token names")
     rows = [{"template": p.template, "order": p.order, "n1": p.io if p.order == "ABBA" else p.s,
              "n2": p.s if p.order == "ABBA" else p.io, "s2": p.s, "place": p.place, "obj": p.obj} for p in prompts]
     return _build(tok, rows, [(p.io, p.s) for p in prompts])
@@ -126,9 +145,11 @@ def abc_dataset(clean: IOIDataset, tok: PreTrainedTokenizerFast, seed: int = 0) 
     activations over this set are the usual ablation baseline (Wang et al. 2022).
     """
     rng = random.Random(f"abc:{seed}")
+    usable = usable_names(tok)
+    pool = [name for name in corpus.NAMES if name in usable]  # corpus order: the same draw on every run
     rows = []
     for text, (n1, n2, s2), template, order in zip(clean.texts, clean.names, clean.templates.tolist(), clean.orders):
-        a, b, c = rng.sample([name for name in corpus.NAMES if name not in (n1, n2, s2)], 3)
+        a, b, c = rng.sample([name for name in pool if name not in (n1, n2, s2)], 3)
         rows.append(_replace_names(text, template, order, (n1, n2, s2), (a, b, c)))
     return _build(tok, rows, _answers(clean, tok))
 

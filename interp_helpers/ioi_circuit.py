@@ -362,8 +362,9 @@ def ioi_attention_scores(model: HookedTransformer, ds: ioi.IOIDataset,
 
 
 def name_tokens(tok: PreTrainedTokenizerFast) -> Int[Tensor, " name"]:
-    """Token ids of every corpus name as it appears mid-sentence (" Mary"), one token each."""
-    return torch.tensor([ioi._single_token(tok, name) for name in corpus.NAMES])
+    """Token ids of the corpus names as they appear mid-sentence (" Mary"), those that are single tokens."""
+    usable = ioi.usable_names(tok)
+    return torch.tensor([ioi._single_token(tok, name) for name in corpus.NAMES if name in usable])
 
 
 @dataclass(frozen=True)

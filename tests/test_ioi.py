@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from interp_helpers import ioi
+from interp_helpers import corpus, ioi
 from interp_helpers.corpus import IOI_TEMPLATES
 from interp_helpers.tokenizer import load_tokenizer
 
@@ -123,3 +123,28 @@ def test_select_and_same_layout_give_a_dataset_like_a_fresh_one(tok):
         ioi.select(many, [len(many)])
     with pytest.raises(ValueError, match="corruption="):
         ioi.corrupted_dataset(sub, tok, "shuffled")
+
+
+def _splitting_one_name(name: str):
+    """A tokenizer like ours, except that `name` becomes two tokens (as a hub tokenizer splits some names)."""
+    odd = load_tokenizer()
+    encode = odd.encode
+
+    def split_encode(text: str, add_special_tokens: bool = False) -> list[int]:
+        ids = encode(text, add_special_tokens=add_special_tokens)
+        return ids + ids[-1:] if text.strip() == name else ids
+
+    odd.encode = split_encode  # on this instance only
+    return odd
+
+
+def test_names_that_are_not_single_tokens_are_left_out(tok, clean):
+    assert ioi.usable_names(tok) == frozenset(corpus.NAMES)  # ours: every name
+    again = ioi.ioi_dataset(tok, n=120, seed=0)
+    assert again.texts == clean.texts  # filtering changes nothing for our tokenizer
+    split = clean.names[0][0]
+    odd = _splitting_one_name(split)
+    assert split not in ioi.usable_names(odd)
+    ds = ioi.ioi_dataset(odd, n=60, seed=0)
+    assert all(split not in names for names in ds.names)
+    assert all(split not in names for names in ioi.abc_dataset(ds, odd, seed=0).names)
