@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit lab bench clean
+.PHONY: setup run test test-unit lab notebooks bench clean
 
 # Reinstall when the dependency list changes; `make setup` is a no-op otherwise.
 $(STAMP): pyproject.toml
@@ -27,8 +27,13 @@ test: setup
 test-unit: setup
 	$(BIN)/python -m pytest -m "not notebook and not browser" $(PYTEST_ARGS)
 
+# JupyterLab on the student's copies (exercises/); the complete notebooks are in notebooks/.
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=exercises
+
+# Rebuild notebooks/ and exercises/ from sources/ (the only files to edit by hand).
+notebooks: setup
+	$(BIN)/workbook build
 
 # SAELens is the SAE bench's baseline, never a workbook dependency: installed here only,
 # constrained to the versions already in .venv so it cannot move torch or anything else.

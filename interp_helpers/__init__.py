@@ -15,8 +15,8 @@ warnings.filterwarnings(
     category=DeprecationWarning,
 )
 
-from interp_helpers.params import check_choice, check_range, seed_everything  # noqa: E402
+from interp_helpers.params import check_choice, check_parameters, check_range, seed_everything  # noqa: E402
 from interp_helpers.results import record  # noqa: E402
 
-__all__ = ["record", "check_range", "check_choice", "seed_everything"]
+__all__ = ["record", "check_parameters", "check_range", "check_choice", "seed_everything"]
 __version__ = "0.1.0"

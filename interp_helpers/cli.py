@@ -1,8 +1,8 @@
-"""`workbook`: list, run, sweep and run-all the workbook's notebooks.
+"""`workbook`: list, run, sweep and run-all the workbook's notebooks; build them from their sources.
 
 Bad input (unknown notebook, unknown parameter, a value that does not parse as the
-parameter's declared type) is reported in one line with the valid choices, exit
-code 2, before any kernel starts. Range checks live in each notebook's first cell.
+parameter's declared type or breaks its declared condition) is reported in one line
+with the valid choices, exit code 2, before any kernel starts.
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        "rerun with the same folder to resume")
     sweep.add_argument("--jobs", type=int, default=1, help="points run at once (default 1)")
 
+    build = sub.add_parser("build", help="write notebooks/ and exercises/ from sources/ (make notebooks)")
+    build.add_argument("--check", action="store_true", help="write nothing; exit 1 if a notebook is stale")
+
     # Declared here without importing torch, so `workbook list/run` start fast; the
     # real parser lives in interp_helpers.zoo and sees the remaining arguments.
     train = sub.add_parser("train-zoo", help="retrain zoo models from their seeds (see train-zoo -h)", add_help=False)
@@ -63,7 +66,22 @@ def _cmd_list() -> int:
         info = read_notebook_info(path)
         print(f"{info.key}  {path.name}\n    {info.title}")
         for p in info.parameters.values():
-            print(f"    -p {p.name:<22} {p.type:<11} default {p.default!r:<10} {p.help}")
+            allowed = f"  [{p.condition}]" if p.condition else ""
+            print(f"    -p {p.name:<22} {p.type:<11} default {p.default!r:<10} {p.help}{allowed}")
+    return 0
+
+
+def _cmd_build(check: bool) -> int:
+    from interp_helpers.build import ROOT, build_all
+
+    paths = build_all(check=check)
+    for path in paths:
+        print(f"{'stale' if check else 'wrote'} {path.relative_to(ROOT)}")
+    if check and paths:
+        print("workbook: error: notebooks differ from their sources; run `make notebooks`", file=sys.stderr)
+        return 1
+    if not paths:
+        print("every notebook is up to date with its source")
     return 0
 
 
@@ -71,6 +89,7 @@ def _cmd_run(info: NotebookInfo, raw: list[tuple[str, str]], fast: bool, out: Pa
     from interp_helpers.runner import run_notebook, timestamp_dir, write_results_json
 
     params = info.parse_parameters(raw)
+    info.validate({**params, **({"fast": True} if fast else {})})
     out_dir = out or timestamp_dir()
     result = run_notebook(info, params, out_dir, fast=fast)
     write_results_json([result], out_dir / "results.json")
@@ -111,6 +130,10 @@ def _cmd_sweep(info: NotebookInfo, raw: list[tuple[str, str]], fast: bool, out: 
     if jobs < 1:
         raise CatalogError(f"--jobs must be >= 1, got {jobs}")
     grid = {name: _split_sweep_values(info, name, text) for name, text in raw}
+    from interp_helpers.runner import sweep_points
+
+    for point in sweep_points(grid):  # every point, before the first kernel starts
+        info.validate({**point, **({"fast": True} if fast else {})})
     out_dir = out or timestamp_dir(prefix="sweep-")
     rows = run_sweep(info, grid, out_dir, fast=fast, jobs=jobs)
     failed = [point for point, result in rows if result.status != "ok"]
@@ -136,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_train_zoo([*unknown, *args.zoo_args])
         if args.command == "list":
             return _cmd_list()
+        if args.command == "build":
+            return _cmd_build(args.check)
         if args.command == "run-all":
             return _cmd_run_all(args.fast, args.out)
         info = find_notebook(args.notebook)

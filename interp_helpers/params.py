@@ -42,6 +42,22 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
         raise ValueError(f"parameter {name}={value!r} is not allowed; choose one of {choices}")
 
 
+def check_parameters(notebook: str, namespace: dict[str, Any]) -> None:
+    """Check every parameter of `notebook` against the conditions its `parameters` cell declares.
+
+    Called once in each notebook's setup cell as `check_parameters("01", globals())`: the
+    same conditions `workbook run` checks before starting a kernel, so a value typed in
+    JupyterLab fails with the same one-line message.
+    """
+    from interp_helpers.catalog import find_notebook
+
+    info = find_notebook(notebook)
+    missing = [name for name in info.parameters if name not in namespace]
+    if missing:
+        raise ValueError(f"parameters {missing} of {info.path.name} are not defined; run the parameters cell first")
+    info.validate({name: namespace[name] for name in info.parameters})
+
+
 def seed_everything(seed: int) -> "torch.Generator":
     """Seed Python, NumPy and torch, and return a torch Generator for explicit use."""
     # Imported here so that `workbook list` and bad-input errors need no torch import.

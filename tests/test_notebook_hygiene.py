@@ -41,7 +41,7 @@ def test_notebook_shape(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     first = next(i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", []))
     setup = code[first + 1].source
-    assert re.search(r"check_(range|choice)\(", setup), "the cell after `parameters` must validate them"
+    assert re.search(r"check_parameters\(", setup), "the cell after `parameters` must validate them"
     assert "sys.path" not in "".join(c.source for c in code), "import the installed package; never edit sys.path"
     headings = [c.source for c in nb.cells if c.cell_type == "markdown"]
     checks_at = max(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "# Checks" in c.source)

@@ -1,0 +1,320 @@
+# %% [markdown]
+# # 04 · Sparse autoencoders, scored against the truth
+#
+# **Promise.** By the end you can train a sparse autoencoder (SAE) on a model's MLP activations, judge it by the
+# numbers the field uses (L0, explained variance, dead latents, loss recovered), read a latent from its dashboard,
+# and, what real text never allows, measure how many of the concepts that generated the text it recovered, next to
+# the model's own neurons.
+#
+# **Papers.** Bricken et al. (2023), *Towards Monosemanticity* (the ReLU + L1 recipe, a 1-layer model with 512 MLP
+# neurons); Gao et al. (2024), *Scaling and evaluating sparse autoencoders* (TopK, AuxK); Bussmann et al. (2024),
+# *BatchTopK*; Rajamanoharan et al. (2024), *Jumping Ahead* (JumpReLU).
+# **Prerequisites.** 00 (the corpus and its labels), 01 (superposition). **Runtime on a 2-core CPU:** default about
+# 2.5 minutes, fast mode (`fast=True`) about 1.5 minutes.
+#
+# **What we reproduce, and how ours differs.** The paper's setting in miniature: `zoo-gelu-1l-a` has one layer and 512
+# GELU neurons, like the paper's model A, but d_model 128 was trained on 12M tokens of our synthetic corpus (theirs:
+# billions of tokens of the Pile). The paper analyses a 4,096-latent dictionary trained on billions of activations;
+# ours has 2,048 latents (4x) trained on a few hundred thousand, in about a minute. The paper's SAE recovers 79% of
+# the MLP's loss contribution at L0 of 10-20; our TopK default runs at L0 = 32.
+
+# %% tags=["parameters"]
+seed: int = 0  # 0 <= seed < 2**32; SAE initialisation and batch order (the model and the corpus are fixed)
+fast: bool = False  # fewer tokens and steps; every section and check still runs
+model_name: str = "zoo-gelu-1l-a"  # a zoo model with an MLP; a hub name needs a network and has no corpus labels
+hook_name: str = "blocks.0.mlp.hook_post"  # activations the SAEs reconstruct (MLP neurons, d_mlp wide)
+architecture: str = "topk"  # architecture in ("topk", "batchtopk", "relu", "jumprelu"); the default SAE: topk, batchtopk, relu or jumprelu
+expansion: int = 4  # 1 <= expansion <= 64; d_sae = expansion x d_in
+k: int = 32  # 1 <= k; active latents per token (topk, batchtopk)
+steps: int = 1000  # 10 <= steps <= 1_000_000; training steps of the default SAE (fast: at most 300)
+batch_size: int = 512  # 16 <= batch_size <= 65_536; activations per step
+n_train_tokens: int = 200_000  # 4 * batch_size <= n_train_tokens <= 50_000_000; activations cached to disk for training (fast: at most 50_000)
+n_eval_rows: int = 400  # 20 <= n_eval_rows <= 10_000; held-out rows of 128 tokens for every metric and the recovery table (fast: at most 100)
+compare: bool = True  # also train ReLU + L1, BatchTopK and JumpReLU on the same cache (half the steps each)
+cache_dir: str = ""  # where to cache activations; "" = a temporary directory, deleted at the end
+
+# %%
+import functools
+import tempfile
+
+import torch
+from IPython.display import display
+
+from interp_helpers import check_choice, check_parameters, check_range, record, seed_everything
+from interp_helpers import activations, features, plots, recovery, sae as sae_lib, zoo
+from interp_helpers.corpus_view import html_table
+from interp_helpers.models import load_model
+
+check_parameters("04", globals())  # the conditions declared in the parameters cell
+check_choice("model_name", model_name, [name for name, spec in zoo.ZOO.items() if spec.d_mlp])
+if fast:
+    steps, n_train_tokens, n_eval_rows = min(steps, 300), min(n_train_tokens, 50_000), min(n_eval_rows, 100)
+_ = seed_everything(seed)
+model = load_model(model_name)
+spec = zoo.get_spec(model_name)
+d_in = activations.hook_width(model, hook_name)  # also rejects a hook the model does not have
+check_range("k", k, 1, expansion * d_in)
+
+# %% [markdown]
+# ## 1 · Activations: run the model only as far as the hook, cache them once
+#
+# **Why this matters.** An SAE is trained on millions of activation vectors; every architecture we compare below
+# should see the same ones. Computing them is the expensive part on real models, so the pipeline runs the model only
+# up to the hooked layer (`stop_at_layer`) and writes the vectors to disk once, as safetensors shards. Training then
+# reads shuffled batches, one shard in memory at a time. (For a stream that never touches the disk,
+# `activations.ActivationBuffer` mixes batches in a fixed-size buffer instead.)
+#
+# **Do it.** Cache `n_train_tokens` activations of training text; collect held-out activations, with every token's
+# corpus labels, for evaluation.
+
+# %%
+workdir = tempfile.TemporaryDirectory() if not cache_dir else None
+cache_path = cache_dir or workdir.name
+token_batches = zoo.packed_batches(spec.corpus(), model.tokenizer, 16, spec.n_ctx)
+cache = activations.cache_activations(activations.iter_activations(model, token_batches, hook_name), cache_path,
+                                      n_tokens=n_train_tokens, shard_tokens=32_768, hook_name=hook_name)
+held_out = activations.labelled_rows(spec.corpus("eval", zoo.EVAL_SEED), model.tokenizer, n_eval_rows, spec.n_ctx)
+eval_acts = activations.collect_activations(model, held_out.tokens, hook_name, keep=held_out.keep)
+eval_labels = activations.flatten_labels(held_out.labels, held_out.keep)
+print(cache)
+print(f"held out: {eval_acts.shape[0]} tokens x {eval_acts.shape[1]}; "
+      f"mean activation norm {eval_acts.norm(dim=-1).mean():.1f}")
+
+
+# %% [markdown]
+# ## 2 · Train one SAE
+#
+# **Why this matters.** The SAE writes each activation as a sparse sum of learned directions (latents). TopK keeps
+# exactly `k` latents per token, so sparsity is a setting, not a penalty to tune; AuxK gives latents that stopped
+# firing a gradient so they come back (Gao et al.). The progress bar shows the loss, L0 and dead fraction as it trains.
+#
+# **Do it.** `sae_lib.SAEConfig` validates every field; `train_sae` takes any iterator of batches.
+
+# %%
+def train(arch: str, n_steps: int, **extra) -> tuple[sae_lib.SAE, list[dict]]:
+    cfg = sae_lib.SAEConfig(d_in=d_in, d_sae=expansion * d_in, architecture=arch, k=k, steps=n_steps,
+                            batch_size=batch_size, seed=seed, dead_tokens=100_000, **extra)
+    batches = cache.iter_batches(batch_size, torch.Generator().manual_seed(seed))
+    return sae_lib.train_sae(cfg, batches)
+
+sae, history = train(architecture, steps)
+torch.set_grad_enabled(False)  # nothing below trains
+with torch.no_grad():
+    codes = sae.encode(eval_acts)  # token d_sae, exactly 0 where a latent is off
+metrics = sae_lib.evaluate(sae, eval_acts)
+ce = sae_lib.ce_loss_recovered(model, sae, hook_name, held_out.tokens[:64])
+print({key: round(value, 3) for key, value in metrics.items() if key != "density"})
+print(f"next-token loss: clean {ce['clean']:.3f}, SAE spliced in {ce['spliced']:.3f}, "
+      f"MLP zero-ablated {ce['zero_ablated']:.3f} -> loss recovered {ce['recovered']:.3f}")
+for key in ("explained_variance", "l0", "dead_fraction", "dense_fraction"):
+    record(key, round(metrics[key], 4))
+record("ce_loss_recovered", round(ce["recovered"], 4))
+
+# %% [markdown]
+# **Look.** Training curves, then how often each latent fires on held-out tokens, next to the neurons. A healthy
+# dictionary has few latents that never fire (dead) and few that fire on a large share of tokens (dense).
+
+# %%
+plots.sae_training_figure({architecture: history}, f"{architecture} SAE, {expansion * d_in} latents: "
+                          "explained variance rises while L0 stays at k").show()
+neuron_density = (eval_acts > 0).float().mean(0)
+plots.density_histogram({"SAE latents": metrics["density"], "MLP neurons (> 0)": neuron_density},
+                        "Latents fire on a few tokens each; neurons are positive on a large share of them").show()
+
+# %% [markdown]
+# **Takeaway.** Loss recovered is the number that matters most: splicing the SAE's reconstruction into the model in
+# place of the MLP's activations must keep the model's predictions. Explained variance can look good while the small
+# residual error lands exactly where the model is sensitive. The neurons' density shows why they are hard to read:
+# GELU is positive on a large share of tokens for many of them.
+
+# %% [markdown]
+# ## 3 · Four architectures on the same activations
+#
+# **Why this matters.** The field moved from ReLU + L1 (which shrinks every active latent toward zero and needs a
+# penalty tuned per model) to TopK, BatchTopK and JumpReLU, which set the sparsity more directly. Trained here on the
+# same cache with half the steps, they show the trade-off on one table: reconstruction (explained variance, loss
+# recovered) against sparsity (L0). The coefficients are set for this model's activation scale; on another model,
+# tune `l1_coeff` and `l0_coeff` first.
+
+# %%
+trained = {architecture: (sae, history)}
+if compare:
+    settings = {"relu": {"l1_coeff": 1.5}, "batchtopk": {},
+                "jumprelu": {"l0_coeff": 0.5, "jumprelu_init_threshold": 0.3, "jumprelu_bandwidth": 0.1}}
+    for arch, extra in settings.items():
+        if arch != architecture:
+            with torch.enable_grad():
+                trained[arch] = train(arch, max(10, steps // 2), **extra)
+comparison = []
+for arch, (model_sae, _) in trained.items():
+    m = sae_lib.evaluate(model_sae, eval_acts)
+    c = sae_lib.ce_loss_recovered(model, model_sae, hook_name, held_out.tokens[:64])
+    comparison.append({"architecture": arch, "steps": model_sae.cfg.steps, "L0": m["l0"],
+                       "explained variance": m["explained_variance"], "loss recovered": c["recovered"],
+                       "dead": m["dead_fraction"], "dense": m["dense_fraction"]})
+record("architectures", [[r["architecture"], round(r["L0"], 1), round(r["explained variance"], 3),
+                          round(r["loss recovered"], 3)] for r in comparison])
+display(html_table(comparison))
+if compare:
+    plots.sae_training_figure({arch: h for arch, (_, h) in trained.items()},
+                              "Same activations, four sparsity mechanisms").show()
+
+# %% [markdown]
+# **Takeaway.** In default mode TopK reconstructs best of the dictionaries near L0 = 30 (BatchTopK and ReLU + L1 land
+# there too), with no coefficient to tune; fast-mode runs are too short to rank them.
+# ReLU + L1 trades reconstruction for sparsity through `l1_coeff` and keeps improving long after our budget; JumpReLU's
+# L0 is still falling when we stop (its thresholds move slowly). Compare at equal L0 before calling one better: the
+# papers' comparisons are Pareto curves of L0 against loss, not single points.
+
+# %% [markdown]
+# ## 4 · Ground truth: which concepts did the dictionary recover?
+#
+# **Why this matters.** On real text, "latent 1234 is the raven feature" is a judgement made by reading examples. Our
+# corpus recorded why every token is there, so recovery becomes a measurement: for every label, the latent (and, as
+# a baseline, the neuron) whose firing best matches it, by F1; and AUROC, which forgives a bad threshold. If the SAE
+# undoes superposition, its latents should match the generating concepts better than the neurons do.
+#
+# **Do it.** Labels: `topic` (the leaf of the concept hierarchy a paragraph is about, on every token of it, e.g.
+# `animals/birds/raven`), the coarser `node_l1` and `node_l0` levels of the word that was written, the base64 class,
+# the word sense, and the name.
+
+# %%
+fields = ["topic", "node_l1", "node_l0", "b64_class", "sense", "name"]
+truth, label_names = recovery.label_matrix(eval_labels, fields)
+fields = [f for f in fields if any(n.startswith(f + "=") for n in label_names)]  # too rare in a short run: dropped
+latent_table = recovery.best_f1(codes, truth, label_names)
+neuron_table = recovery.best_f1(eval_acts, truth, label_names, thresholds="quantiles")
+summary = [{"field": f, "labels": sum(n.startswith(f + "=") for n in label_names),
+            "latents: mean F1": latent_table.mean_f1(f + "="), "neurons: mean F1": neuron_table.mean_f1(f + "=")}
+           for f in fields]
+display(html_table(summary))
+leaf_f1 = {"latents": latent_table.mean_f1("topic="), "neurons": neuron_table.mean_f1("topic=")}
+record("leaf_mean_f1_latents", round(leaf_f1["latents"], 4))
+record("leaf_mean_f1_neurons", round(leaf_f1["neurons"], 4))
+
+# %% [markdown]
+# **Look.** Mean best F1 per field, then every label: points above the diagonal are labels a latent matches better
+# than any neuron (hover for the label).
+
+# %%
+plots.recovery_figure({"SAE latents": latent_table, "MLP neurons": neuron_table}, fields,
+                      "Latents beat neurons on paragraph topics and hierarchy levels").show()
+plots.recovery_scatter(neuron_table, latent_table, "MLP neurons", "SAE latents",
+                       "Each label's best latent against its best neuron").show()
+
+# %% [markdown]
+# **Takeaway.** The SAE recovers the paragraph topics (the leaves of the hierarchy) and the hierarchy's upper
+# levels better than the neurons do, and base64 classes about as well. Recovery is far from perfect: a mean F1
+# around 0.3 means a topic latent fires on only part of its paragraphs, or also elsewhere. Two kinds of label are
+# hard for both, and the reason is worth knowing. The *name* of the current token, and the leaf of the current word
+# (`node_l2`, not shown), are properties of the input, while an MLP's activations mostly encode what it is about to
+# predict; a residual-stream SAE would find them (try `hook_name="blocks.0.hook_resid_pre"`). And the model was
+# trained for 12M tokens: at 1500 steps it did not track topics at all, and no dictionary can recover a concept the
+# model does not represent (see `interp_helpers/zoo.py`).
+
+# %% [markdown]
+# ## 5 · Reading a latent: the feature dashboard
+#
+# **Why this matters.** A dashboard is how researchers read latents: the contexts where it fires hardest, how its
+# activations are distributed, which output tokens its decoder direction pushes up or down through the unembedding,
+# and a label. Here each dashboard also shows the ground truth it matches, so you can see when the automatic label
+# (read off the top tokens) is right and when it misleads.
+#
+# **Do it.** Dashboards for the latents that best match three labels (static HTML, kept in the exported notebook),
+# then a picker for any latent. Try the neuron dashboards too (`neuron_card(i)`).
+
+# %%
+where = features.token_positions(held_out.keep)
+latent_best_labels = recovery.unit_labels(codes, truth, label_names, top=3)
+latent_card = functools.partial(features.feature_card, acts=codes, tokens=held_out.tokens, where=where, model=model,
+                                hook_name=hook_name, directions=sae.W_dec, best_labels=latent_best_labels)
+neuron_card = functools.partial(features.feature_card, acts=eval_acts, tokens=held_out.tokens, where=where,
+                                model=model, hook_name=hook_name, directions=torch.eye(d_in))
+best_rows = sorted(latent_table.to_rows(), key=lambda r: -r["f1"])
+shown = [next(r for r in best_rows if r["label"].startswith(f + "=")) for f in ("topic", "b64_class", "node_l0")]
+for row in shown:
+    display(features.dashboard_html(latent_card(row["unit"]), f"best latent for {row['label']}: latent"))
+
+# %%
+features.feature_dashboard(latent_card, n_units=sae.cfg.d_sae, start=shown[0]["unit"])
+
+# %% [markdown]
+# **Takeaway.** The base64 latent's top tokens and its ground-truth label agree. A topic latent fires on ordinary
+# words all over a paragraph about its topic, so its automatic label (the most frequent top tokens) reads like a grab
+# bag of function words, while the ground truth says it is a topic feature: labels read off top activations miss
+# features that are about context rather than the token itself, which is why automated interpretability scores its
+# labels by simulation (notebook 07).
+
+# %% [markdown]
+# ## 6 · One polysemantic neuron, several monosemantic latents
+#
+# **Why this matters.** Superposition predicts neurons that respond to unrelated things, and a dictionary that pulls
+# those things apart. With labels we can pick such a neuron by measurement, not by eye: the one matching the most
+# unrelated labels (different topics' roots, senses, base64...), each at F1 >= 0.1. Then, for each of its labels: the
+# best latent, its F1, and the weight its decoder direction puts on this neuron (a latent that writes to the neuron
+# is one of the things the neuron mixes; `weight_rank` 0 is the latent that writes to it most).
+
+# %%
+neuron_labels = recovery.unit_labels(eval_acts, truth, label_names, top=8, thresholds="quantiles")
+neuron, its_labels = features.polysemantic_units(neuron_labels, min_f1=0.1, fields=["topic", "sense", "b64_class"])[0]
+split = features.split_of_neuron(neuron, its_labels, latent_table, sae.W_dec)
+print(f"neuron {neuron} matches {len(its_labels)} labels at F1 >= 0.1")
+display(html_table(split))
+splitting = [r for r in split if r["latent_f1"] > r["neuron_f1"]]
+writing = [r for r in splitting if r["weight_on_neuron"] > 0]
+record("polysemantic_neuron", neuron)
+record("polysemantic_labels_split", [len(splitting), len(split)])
+record("splitting_latents_writing_to_neuron", len(writing))
+display(features.dashboard_html(neuron_card(neuron), "MLP neuron"))
+
+# %% [markdown]
+# **Takeaway.** The neuron fires, weakly, for several unrelated paragraph topics; for most of them a separate latent
+# matches the topic better, and its decoder direction raises this neuron (positive weight): the SAE has split one
+# polysemantic neuron into more monosemantic pieces. How strongly each piece writes to the neuron varies
+# (`weight_rank`): the neuron is one of many places each topic direction touches, which is superposition seen from the
+# other side. Where no latent beats the neuron, the dictionary has not separated that meaning: a larger dictionary or
+# more training might (notebook 05 grows it).
+
+# %% [markdown]
+# # Checks
+#
+# The claims above, asserted. Thresholds come from the issue and the papers, stated next to each; they hold for
+# seeds 0 and 1 in default and fast mode and were not tuned to make a seed pass.
+
+# %%
+# The default SAE on zoo-gelu-1l-a's MLP: explained variance >= 0.8 at L0 <= 32 with < 10% dead latents
+# (held-out tokens), and CE loss recovered >= 0.8 (Bricken et al.: 79% at 4,096 latents).
+if architecture in ("topk", "batchtopk"):
+    assert metrics["l0"] <= k + 1e-6, metrics["l0"]
+assert metrics["explained_variance"] >= 0.8, metrics["explained_variance"]
+assert metrics["dead_fraction"] < 0.10, metrics["dead_fraction"]
+assert ce["recovered"] >= 0.8, ce
+# Latents beat neurons on the leaf labels (paragraph topics), by mean best F1.
+assert leaf_f1["latents"] > leaf_f1["neurons"], leaf_f1
+# The polysemantic neuron matches at least 3 unrelated labels; for most of them a latent matches better, and most
+# of those latents raise the neuron (positive decoder weight on it).
+assert len({n.split("/", 1)[0] for n, _ in its_labels}) >= 3, its_labels
+assert len(splitting) > len(split) / 2 and len(writing) > len(splitting) / 2, split
+# The dashboard agrees with the ground truth: most top contexts of the best base64 latent sit on base64 tokens.
+b64_row = shown[1]
+card = latent_card(b64_row["unit"])
+b64_field = eval_labels["b64_class"]
+top_tokens = codes[:, b64_row["unit"]].topk(len(card.contexts)).indices
+assert (b64_field[top_tokens] >= 0).float().mean() >= 0.5, b64_field[top_tokens]
+if workdir is not None:
+    workdir.cleanup()
+print("all checks passed")
+
+# %% [markdown]
+# ## Going further
+#
+# - **Sweep the sparsity**: `workbook sweep 04 -p k 8,16,32,64 --fast` and plot `explained_variance` and
+#   `ce_loss_recovered` against `k`: the L0-reconstruction frontier that papers compare architectures on.
+# - **Another layer**: `hook_name="blocks.0.hook_resid_post"` (d_model = 128 wide): which labels become easier?
+# - **The other seed**: `model_name="zoo-gelu-1l-b"` trains on the second seed's MLP; notebook 05 matches the two
+#   dictionaries' latents (universality).
+# - **Keep the cache**: `cache_dir="/tmp/acts"` keeps the activations, so a sweep over architectures reads them from
+#   disk instead of running the model again.
+# - **Open question**: our best topic latents reach F1 about 0.3-0.4. Is the gap the SAE's (too small, too short a
+#   run) or the model's (it represents topics only partly)? A linear probe on the same activations is one upper bound
+#   to compare with.

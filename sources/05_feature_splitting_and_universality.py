@@ -1,0 +1,335 @@
+# %% [markdown]
+# # 05 · Feature splitting, absorption, depth-first expansion and universality
+#
+# **Promise.** By the end you can grow a dictionary and watch coarse features split into finer ones, measure when a
+# fine feature swallows its parent (absorption) and fix it with a nested (Matryoshka) dictionary, expand one region
+# of feature space on its own for a fraction of the compute, and test whether two models trained from different
+# seeds learned the same features.
+#
+# **Papers.** Bricken et al. (2023), *Towards Monosemanticity* (feature splitting, universality); Chanin et al.
+# (2024), *A is for Absorption*; Bussmann et al. (2025) and Nabeshima (2024), Matryoshka SAEs.
+# **Prerequisites.** 04 (training and scoring SAEs). **Runtime on a 2-core CPU:** default about 5 minutes, fast mode
+# (`fast=True`, half-size dictionaries) about 90 s.
+#
+# **What we reproduce, and how ours differs.** The paper's dictionaries run from 512 to 131,072 latents on billions
+# of tokens, and it reads splits off examples. Ours are 256 to 4,096 latents on 200k activations of
+# `zoo-gelu-1l-a`'s MLP, and every split is scored against the hierarchy that generated the text: a paragraph's topic
+# (`topic`, e.g. `animals/birds/raven`) and its ancestors (`topic_l1` = `animals/birds`, `topic_l0` = `animals`). The
+# paper's universality number is a median max-correlation of 0.72 for features against 0.46 for neurons.
+
+# %% tags=["parameters"]
+seed: int = 0  # 0 <= seed < 2**32; SAE initialisation and batch order (models and corpus are fixed)
+fast: bool = False  # fewer tokens and steps; every section and check still runs
+model_name: str = "zoo-gelu-1l-a"  # the model whose MLP the dictionaries read
+other_model: str = "zoo-gelu-1l-b"  # same data and config, another seed (universality)
+hook_name: str = "blocks.0.mlp.hook_post"  # activations the SAEs reconstruct
+sizes: list[int] = [256, 1024, 4096]  # max(k, 16) <= sizes <= 65_536; dictionary sizes, smallest first
+k: int = 32  # 1 <= k <= 4096; active latents per token (TopK)
+steps: int = 1000  # 10 <= steps <= 1_000_000; training steps per SAE (fast: at most 300)
+batch_size: int = 512  # 16 <= batch_size <= 65_536; activations per step
+n_train_tokens: int = 200_000  # 4 * batch_size <= n_train_tokens <= 50_000_000; activations cached for training (fast: at most 100_000)
+n_eval_rows: int = 400  # 20 <= n_eval_rows <= 10_000; held-out rows of 128 tokens (fast: at most 100)
+branch: str = "animals"  # hierarchy root drawn as a family tree
+child_size: int = 0  # child_size == 0 or 16 <= child_size <= 65_536; latents of each depth-first child; 0 = the largest power of two within a third of the compute
+
+# %%
+import math
+import tempfile
+import time
+
+import torch
+from IPython.display import display
+
+from interp_helpers import check_choice, check_range, record, seed_everything
+from interp_helpers import activations, corpus, features, matryoshka, plots, recovery, sae as sae_lib, splitting, zoo
+from interp_helpers.corpus_view import html_table
+from interp_helpers.models import load_model
+
+check_parameters("05", globals())  # the conditions declared in the parameters cell
+one_layer = [name for name, spec in zoo.ZOO.items() if spec.d_mlp and spec.n_layers == 1]
+check_choice("model_name", model_name, one_layer)
+check_choice("other_model", other_model, [name for name in one_layer if name != model_name])
+if len(sizes) < 2 or any(b <= a for a, b in zip(sizes, sizes[1:])):
+    raise ValueError(f"parameter sizes={sizes}: needs at least two sizes, strictly increasing")
+check_choice("branch", branch, sorted({path.split("/")[0] for path in corpus.LEAVES}))
+if fast:  # half-size dictionaries too: the largest ones dominate the runtime
+    steps, n_train_tokens, n_eval_rows = min(steps, 300), min(n_train_tokens, 100_000), min(n_eval_rows, 100)
+    sizes = [max(k, size // 2) for size in sizes]
+# Depth-first must fit in a third of the largest dictionary's training FLOPs, coarse dictionary included.
+child_budget = (1 / 3 - sizes[0] / sizes[-1]) * sizes[-1]
+if child_budget < k:
+    raise ValueError(f"parameter sizes={sizes}: the smallest dictionary must be well under a third of the largest")
+child_size = child_size or 2 ** int(math.log2(child_budget))
+check_range("child_size", child_size, k, 65_536)
+_ = seed_everything(seed)
+model, model_b = load_model(model_name), load_model(other_model)
+spec = zoo.get_spec(model_name)
+d_in = activations.hook_width(model, hook_name)
+
+# %% [markdown]
+# ## 1 · One set of activations, many dictionaries
+#
+# **Why this matters.** Splitting is a statement about dictionaries of different sizes trained on the *same*
+# activations, so we cache them once (as in notebook 04) and train a TopK SAE per size. Held-out tokens, with every
+# token's labels, score them all.
+
+# %%
+workdir = tempfile.TemporaryDirectory()
+token_batches = zoo.packed_batches(spec.corpus(), model.tokenizer, 16, spec.n_ctx)
+cache = activations.cache_activations(activations.iter_activations(model, token_batches, hook_name), workdir.name,
+                                      n_tokens=n_train_tokens, shard_tokens=32_768, hook_name=hook_name)
+held_out = activations.labelled_rows(spec.corpus("eval", zoo.EVAL_SEED), model.tokenizer, n_eval_rows, spec.n_ctx)
+eval_acts = activations.collect_activations(model, held_out.tokens, hook_name, keep=held_out.keep)
+fields = ["genre", "topic_l0", "topic_l1", "topic", "b64_class", "b64_ascii"]
+truth, names = recovery.label_matrix(activations.flatten_labels(held_out.labels, held_out.keep), fields)
+
+
+def sae_config(d_sae: int, n_steps: int = steps) -> sae_lib.SAEConfig:
+    return sae_lib.SAEConfig(d_in=d_in, d_sae=d_sae, architecture="topk", k=k, steps=n_steps,
+                             batch_size=batch_size, seed=seed, dead_tokens=100_000)
+
+
+saes, codes, tables, seconds = {}, {}, {}, {}
+for size in sizes:
+    start = time.perf_counter()
+    with torch.enable_grad():
+        saes[size], _ = sae_lib.train_sae(sae_config(size), cache.iter_batches(batch_size, torch.Generator().manual_seed(seed)))
+    seconds[size] = time.perf_counter() - start
+    codes[size] = saes[size].encode(eval_acts).detach()
+    tables[size] = recovery.best_f1(codes[size], truth, names)
+torch.set_grad_enabled(False)
+
+# %%
+by_size = [{"size": size, "seconds": seconds[size],
+            "explained variance": sae_lib.evaluate(saes[size], eval_acts)["explained_variance"],
+            **{f: tables[size].mean_f1(f + "=") for f in ("topic_l0", "topic_l1", "topic", "b64_class")}}
+           for size in sizes]
+display(html_table(by_size))
+plots.recovery_by_size_figure(by_size, ["topic_l0", "topic_l1", "topic", "b64_class"],
+                              "Finer labels are recovered only by larger dictionaries").show()
+record("leaf_f1_by_size", [round(r["topic"], 4) for r in by_size])
+record("b64_f1_by_size", [round(r["b64_class"], 4) for r in by_size])
+
+# %% [markdown]
+# **Takeaway.** Recovery of the leaves (a paragraph's exact topic) climbs steeply with dictionary size, while the
+# roots (`topic_l0`) are already as good as they get in the smallest dictionary: a small dictionary spends its
+# latents on coarse features, a larger one can afford the fine ones.
+
+# %% [markdown]
+# ## 2 · Splitting: who are a coarse latent's children?
+#
+# **Why this matters.** Bricken et al. saw one base64 feature become three as the dictionary grew. We can ask the
+# same question of every coarse label: take the latent that best matches it in one dictionary, find its children in
+# the next (the larger dictionary's latents whose nearest neighbour, by decoder cosine, is that latent; the table
+# also gives how often the parent still fires where its children do), and score parent and children on the coarse
+# label's leaves. A parent *splits* when, for every leaf, some child matches it
+# better than the parent does.
+
+# %%
+split_rows = splitting.split_table(sizes, {n: saes[n].W_dec for n in sizes}, codes,
+                                   {n: tables[n].best_unit for n in sizes}, truth, names)
+n_split = sum(r["splits"] for r in split_rows)
+print(f"{n_split} of {len(split_rows)} (coarse label, size) pairs split into children that beat the parent on every leaf")
+display(html_table([r for r in split_rows if r["coarse label"].startswith(("topic_l1=" + branch, "topic_l0=" + branch, "genre"))]))
+record("splits", [n_split, len(split_rows)])
+
+# %% [markdown]
+# **Look.** The family of the best `topic_l0={branch}` latent of the smallest dictionary, through the larger ones:
+# each ring is a dictionary size, each wedge a latent labelled with its best label in the hierarchy and F1 (hover for
+# details). Then the base64 labels at each size.
+
+# %%
+hierarchy = [i for i, n in enumerate(names) if n.startswith(("topic_l0=", "topic_l1=", "topic="))]
+best_labels = [recovery.unit_labels(codes[size], truth[:, hierarchy], [names[i] for i in hierarchy], top=1)
+               for size in sizes]
+root = int(tables[sizes[0]].best_unit[names.index(f"topic_l0={branch}")])
+tree = splitting.family_tree(root, [saes[size].W_dec for size in sizes], best_labels)
+plots.family_sunburst(tree, f"The '{branch}' latent of the {sizes[0]}-latent dictionary and its descendants").show()
+b64 = [{"size": size, **{n: float(tables[size].f1[names.index(n)]) for n in names if n.startswith("b64")}}
+       for size in sizes]
+display(html_table(b64))
+record("b64_letter_digit_other_f1", [[round(r.get(f"b64_class={c}", 0.0), 3) for c in ("letter", "digit", "other")]
+                                     for r in b64])
+
+
+# %% [markdown]
+# **Takeaway.** Where a parent splits, its children are more specific: a coarse latent gives way to latents that
+# each match one of its leaves better than the parent did. Most coarse latents do *not* split by this strict test
+# (every leaf beaten): often the only child is a near-copy of the parent, and the new leaf latents grew from
+# elsewhere in the dictionary rather than from the parent's direction. The family tree shows the same thing: few
+# children per latent. Base64 splits by *recovery* rather than by lineage: the smallest dictionary matches letters
+# well and digits poorly, and larger ones add latents for digits and for the remaining characters. Our three base64
+# classes are not the paper's (letters, digits, ASCII-decodable); our `b64_ascii` label marks whole blobs as text or
+# random bytes, and `b64_ascii=0` scores high only because random-byte blobs are most of the base64 tokens, so a latent
+# that fires on all base64 matches it.
+#
+# ## 3 · Absorption, and the Matryoshka remedy
+#
+# **Why this matters.** A parent feature should fire on every child token: a raven paragraph is a birds paragraph.
+# Sparsity pushes the other way: when a "raven" latent fires anyway, the SAE saves L0 by letting it absorb the
+# "birds" direction, and the parent goes silent exactly where it should fire. Chanin et al. measured this with probes;
+# our labels measure it directly. For each `topic_l1` label: on tokens of its paragraphs, how often its best latent
+# fires (`parent_fires`), and how often it is silent while a leaf latent fires instead (`absorbed`).
+#
+# A Matryoshka SAE (nested dictionaries) adds the reconstruction losses of its first 256, 1024, ... latents, so the
+# first latents must reconstruct on their own and learn the general features; later latents can only add detail.
+
+# %%
+def mean_absorption(sae_codes: torch.Tensor) -> dict[str, float]:
+    table = recovery.best_f1(sae_codes, truth, names)
+    rows = splitting.absorption_by_label(sae_codes, table.best_unit, truth, names)
+    return {key: sum(r[key] for r in rows) / len(rows) for key in ("parent_fires", "absorbed", "missed")}
+
+
+nested_cfg = matryoshka.MatryoshkaConfig(sae=sae_config(sizes[-1]), prefixes=tuple(sizes))
+with torch.enable_grad():
+    nested, _ = matryoshka.train_matryoshka(nested_cfg, cache.iter_batches(batch_size, torch.Generator().manual_seed(seed)))
+nested_codes = nested.encode(eval_acts)
+absorption_rows = [{"dictionary": f"TopK {size}", **mean_absorption(codes[size])} for size in sizes]  # means over topic_l1
+absorption_rows.append({"dictionary": f"Matryoshka {sizes[-1]} (prefixes {list(sizes)})", **mean_absorption(nested_codes)})
+nested_ev = sae_lib.evaluate(nested, eval_acts)["explained_variance"]
+display(html_table(absorption_rows))
+print(f"explained variance: TopK {by_size[-1]['explained variance']:.3f}, Matryoshka {nested_ev:.3f}")
+record("absorbed_by_size", [round(r["absorbed"], 3) for r in absorption_rows])
+
+# %% [markdown]
+# **Takeaway.** Measured this way, absorption is rare here and does not grow with the dictionary, and the nested
+# loss does not lower it (in our runs it is a little higher): the parent latents mostly fail in a plainer way, by not firing on most tokens of their
+# paragraphs at all (`parent_fires` well below 1, the rest `missed`). On this model the bottleneck is recall, not
+# absorption. The mechanism itself is real and the Matryoshka fix works where the hierarchy is clean: on synthetic
+# data (`tests/test_matryoshka.py`, 30 seeds) plain TopK absorbs 0.23-0.42 of the child tokens and the nested SAE
+# 0.04-0.13. Matryoshka pays with a little reconstruction (compare the explained variances).
+#
+# ## 4 · Depth-first: expand one region instead of the whole dictionary
+#
+# **Why this matters.** Growing the whole dictionary to resolve one branch spends most of the compute on branches
+# you do not care about. Depth-first expansion trains a small *child* dictionary only on the activations where one
+# coarse latent fires, and reads its latents as "the parent, and then this". We compare, for every hierarchy root,
+# the child's recovery of that branch's leaves with the largest dictionary's, and the training FLOPs (12 x d_in x
+# d_sae per token, for the coarse dictionary plus the child, against the large one) and wall time.
+
+# %%
+roots = sorted({path.split("/")[0] for path in corpus.LEAVES})
+flops_large = splitting.training_flops(steps * batch_size, d_in, sizes[-1])
+flops_small = splitting.training_flops(steps * batch_size, d_in, sizes[0])
+depth_rows = []
+for root_name in roots:
+    parent = int(tables[sizes[0]].best_unit[names.index(f"topic_l0={root_name}")])
+    _, composite, region, child_seconds = splitting.depth_first_train(
+        parent, saes[sizes[0]], (cache.load_shard(i) for i in range(len(cache.shards))), eval_acts, sae_config(child_size))
+    leaves = [i for i, n in enumerate(names) if n.startswith(f"topic={root_name}/")]
+    child_f1 = recovery.best_f1(composite, truth[:, leaves]).f1.mean().item()
+    flops = flops_small + splitting.training_flops(steps * batch_size, d_in, child_size)
+    depth_rows.append({"branch": root_name, "region tokens": region, "leaves": len(leaves),
+                       "depth-first leaf F1": child_f1, f"{sizes[-1]}-latent leaf F1": tables[sizes[-1]].f1[leaves].mean().item(),
+                       "FLOPs / large": flops / flops_large,
+                       "seconds / large": (seconds[sizes[0]] + child_seconds) / seconds[sizes[-1]]})
+display(html_table(depth_rows))
+reached = [r for r in depth_rows if r["depth-first leaf F1"] >= r[f"{sizes[-1]}-latent leaf F1"] - 0.05]
+record("depth_first_reached", [r["branch"] for r in reached])
+record("depth_first_flops_ratio", round(depth_rows[0]["FLOPs / large"], 4))
+
+# %% [markdown]
+# **Takeaway.** The child dictionary gets the whole budget the comparison allows (`child_size`: the largest that
+# keeps coarse + child under a third of the large dictionary's FLOPs). For most branches it then recovers the leaves
+# about as well as the large dictionary (default mode: 4 of 5 branches within 0.05 with seed 0, 5 of 5 with seed 1).
+# It cannot beat the region it was given: a coarse latent that fires on only part of its branch's paragraphs caps the
+# child's recall, and one that covers two branches (as happens with fast mode's 128-latent coarse dictionary) mixes
+# them. With half the budget (`child_size=512`, 19% of the FLOPs) only 2 of 5 branches came within 0.05 (seed 0):
+# the child's size matters, and so does choosing the region.
+
+# %% [markdown]
+# ## 5 · Universality: the same features in another model?
+#
+# **Why this matters.** If features are real properties of the data, models trained from different seeds should
+# learn the same ones, while their neurons (an arbitrary basis) need not agree. Test: train the same SAE on
+# `other_model` (same data and architecture, another initialisation), run both models on the same held-out tokens,
+# and for every latent of one find the most correlated latent of the other. Then the same for neurons.
+
+# %%
+middle = sizes[len(sizes) // 2]
+token_batches_b = zoo.packed_batches(spec.corpus(), model_b.tokenizer, 16, spec.n_ctx)
+cache_b = activations.cache_activations(activations.iter_activations(model_b, token_batches_b, hook_name),
+                                        workdir.name + "/b", n_tokens=n_train_tokens, shard_tokens=32_768)
+with torch.enable_grad():
+    sae_b, _ = sae_lib.train_sae(sae_config(middle), cache_b.iter_batches(batch_size, torch.Generator().manual_seed(seed)))
+eval_acts_b = activations.collect_activations(model_b, held_out.tokens, hook_name, keep=held_out.keep)
+codes_b = sae_b.encode(eval_acts_b)
+latent_corr, latent_match = splitting.max_correlation(codes[middle], codes_b)
+neuron_corr, _ = splitting.max_correlation(eval_acts, eval_acts_b)
+medians = {"latents": latent_corr.nanmedian().item(), "neurons": neuron_corr.nanmedian().item()}
+plots.correlation_histogram({f"SAE latents ({middle})": latent_corr, "MLP neurons (512)": neuron_corr},
+                            f"{model_name} vs {other_model}: latents find partners, neurons less so").show()
+record("median_max_corr_latents", round(medians["latents"], 4))
+record("median_max_corr_neurons", round(medians["neurons"], 4))
+
+# %% [markdown]
+# **Look.** Two matched pairs: among latents of model A that fire on fewer than 5% of tokens, the two with the
+# highest correlation, each followed by its partner in model B. Same tokens, different models. Then a check that does not use activations at all: map each latent's
+# decoder direction through its own model's `W_out` and unembedding to a vector over the vocabulary; matched latents
+# should push the same tokens.
+
+# %%
+where = features.token_positions(held_out.keep)
+labels_a = recovery.unit_labels(codes[middle], truth, names, top=2)
+sparse_latents = (codes[middle] > 0).float().mean(0) < 0.05  # dense genre detectors correlate trivially
+for latent in latent_corr.nan_to_num(-1).where(sparse_latents, -1.0).topk(2).indices.tolist():
+    partner = int(latent_match[latent])
+    card_a = features.feature_card(latent, codes[middle], held_out.tokens, where, model, hook_name, saes[middle].W_dec,
+                                   best_labels=labels_a, k=4)
+    card_b = features.feature_card(partner, codes_b, held_out.tokens, where, model_b, hook_name, sae_b.W_dec, k=4)
+    display(features.dashboard_html(card_a, f"{model_name} latent"))
+    display(features.dashboard_html(card_b, f"{other_model} latent (correlation {latent_corr[latent]:.2f}) -"))
+logit_a = features.logit_vectors(model, hook_name, saes[middle].W_dec)
+logit_b = features.logit_vectors(model_b, hook_name, sae_b.W_dec)
+matched = latent_match >= 0
+cos_matched = torch.nn.functional.cosine_similarity(logit_a[matched], logit_b[latent_match[matched]], dim=-1)
+shuffled = torch.randperm(logit_b.shape[0], generator=torch.Generator().manual_seed(seed))[: int(matched.sum())]
+cos_random = torch.nn.functional.cosine_similarity(logit_a[matched], logit_b[shuffled], dim=-1)
+print(f"logit-effect cosine: matched pairs median {cos_matched.median():.2f}, random pairs {cos_random.median():.2f}")
+record("logit_cosine_matched_random", [round(cos_matched.median().item(), 3), round(cos_random.median().item(), 3)])
+
+# %% [markdown]
+# **Takeaway.** Latents of one model find better-correlated partners in the other than neurons do: the whole
+# distribution shifts right, as in the paper (medians 0.72 against 0.46 there; ours are lower on both sides, with a
+# smaller dictionary and far less training). Matched latents
+# also push similar output tokens, although nothing forced their decoder directions to agree: the two models'
+# residual streams are not aligned, only their vocabularies are.
+
+# %% [markdown]
+# # Checks
+#
+# The issue's claims, asserted. They hold for seeds 0 and 1 in default and fast mode (depth-first recovery: default
+# mode only, see below).
+
+# %%
+# Splitting: at least one labelled coarse latent whose children at the next size beat it on each of its leaves.
+assert n_split >= 1, split_rows
+# Recovery of the leaves grows with dictionary size (largest vs smallest).
+assert by_size[-1]["topic"] > by_size[0]["topic"], by_size
+# Depth-first reaches the largest dictionary's branch recovery (within 0.05 mean F1) at under a third of its
+# compute (coarse + child training FLOPs), for at least half of the branches. Fast mode's coarse dictionary has 128
+# latents, which separate the branches poorly (two branches can share one coarse latent), so there only the compute
+# budget is asserted; the recovery claim is checked in default mode (seeds 0 and 1: 4 and 5 of the 5 branches).
+assert all(r["FLOPs / large"] < 1 / 3 for r in depth_rows), depth_rows
+if not fast:
+    assert len(reached) >= len(depth_rows) / 2, depth_rows
+# Universality: the median max correlation of latents across seeds exceeds that of neurons (paper: 0.72 vs 0.46).
+assert medians["latents"] > medians["neurons"], medians
+# Matched latents push the same tokens more than random pairs do.
+assert cos_matched.median() > cos_random.median(), (cos_matched.median(), cos_random.median())
+workdir.cleanup()
+print("all checks passed")
+
+# %% [markdown]
+# ## Going further
+#
+# - **More sizes**: `-p sizes "128,512,2048,8192"` (slow on a CPU above 4096) and watch which branches split when.
+# - **Another branch**: `-p branch food` draws that family; every branch's split is in the table of section 2.
+# - **Absorption sweep**: `workbook sweep 05 -p k 16,32,64 --fast` and compare `absorbed_by_size`: sparser codes
+#   should absorb more.
+# - **Depth-first, deeper**: train a grandchild on a child latent's region; at what depth does the region become
+#   too small to train on?
+# - **Open question**: our topic latents fire on part of a paragraph only (recall about 0.3). Is that the model
+#   representing topics intermittently, or the SAE failing to track them? A linear probe on the same activations is
+#   one way to tell.
