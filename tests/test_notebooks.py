@@ -10,6 +10,7 @@ import json
 import pytest
 
 from conftest import ROOT, run_cli
+from interp_helpers.build import build_text, list_sources, targets
 from interp_helpers.catalog import list_notebooks
 
 FAST_TIMEOUT_S = 240  # fast runs take well under 90 s here; 240 s catches a hang
@@ -31,12 +32,35 @@ def fast_runs(tmp_path_factory):
 
 
 @pytest.mark.notebook
+def _n_exercises(path):
+    source = ROOT / "sources" / path.with_suffix(".py").name
+    return build_text(source.read_text(), source.name).n_exercises
+
+
 @pytest.mark.parametrize("path", list_notebooks(), ids=lambda p: p.stem)
 def test_notebook_runs_fast_and_records_results(path, tmp_path, fast_runs):
     result = _run_fast(path, tmp_path)
     assert result["results"], f"{path.name} recorded no key numbers"
     assert (tmp_path / path.with_suffix(".html").name).exists()
+    n = _n_exercises(path)
+    if n:  # the complete notebook's solutions pass their own checkers
+        assert result["results"]["exercises_solved"] == n, f"{path.name}: a solution fails its checker"
     fast_runs[path.name] = result
+
+
+EXERCISE_COPIES = [targets(s)[1] for s in list_sources() if build_text(s.read_text()).n_exercises]
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", EXERCISE_COPIES, ids=lambda p: p.stem)
+def test_untouched_exercises_notebook_runs_and_reports_none_solved(path, tmp_path):
+    """A student who skips every exercise still gets the whole notebook, checks included."""
+    result = _run_fast(path, tmp_path)
+    n = _n_exercises(path)
+    assert result["results"]["exercises_solved"] == 0
+    executed = (tmp_path / path.name).read_text()
+    assert f"0 of {n} exercises solved" in executed
+    assert executed.count("not attempted yet (the stub raises NotImplementedError)") == n
 
 
 @pytest.mark.notebook
