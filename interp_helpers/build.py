@@ -179,10 +179,16 @@ def stale(source: Path) -> list[Path]:
     return out
 
 
-def build_all(check: bool = False) -> list[Path]:
-    """Write every notebook built from `sources/` (or, with check, list stale ones)."""
+def build_all(check: bool = False, only: list[str] | None = None) -> list[Path]:
+    """Write every notebook built from `sources/` (or, with check, list stale ones).
+
+    `only` restricts the build to sources whose name starts with one of its entries ("02").
+    """
     changed = []
-    for source in list_sources():
+    sources = [s for s in list_sources() if not only or any(s.name.startswith(o) for o in only)]
+    if only and not sources:
+        raise BuildError(f"no source in sources/ matches {only}; available: {[s.stem for s in list_sources()]}")
+    for source in sources:
         if check:
             changed += stale(source)
             continue

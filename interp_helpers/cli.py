@@ -52,6 +52,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=1, help="points run at once (default 1)")
 
     build = sub.add_parser("build", help="write notebooks/ and exercises/ from sources/ (make notebooks)")
+    build.add_argument("only", nargs="*", metavar="NN", help="build only these sources ('02'); default: all")
     build.add_argument("--check", action="store_true", help="write nothing; exit 1 if a notebook is stale")
 
     # Declared here without importing torch, so `workbook list/run` start fast; the
@@ -71,10 +72,13 @@ def _cmd_list() -> int:
     return 0
 
 
-def _cmd_build(check: bool) -> int:
-    from interp_helpers.build import ROOT, build_all
+def _cmd_build(check: bool, only: list[str]) -> int:
+    from interp_helpers.build import ROOT, BuildError, build_all
 
-    paths = build_all(check=check)
+    try:
+        paths = build_all(check=check, only=only)
+    except BuildError as err:
+        raise CatalogError(str(err)) from None
     for path in paths:
         print(f"{'stale' if check else 'wrote'} {path.relative_to(ROOT)}")
     if check and paths:
@@ -160,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "list":
             return _cmd_list()
         if args.command == "build":
-            return _cmd_build(args.check)
+            return _cmd_build(args.check, args.only)
         if args.command == "run-all":
             return _cmd_run_all(args.fast, args.out)
         info = find_notebook(args.notebook)
