@@ -59,16 +59,14 @@ class Built:
 
 def split_solution(source: str, where: str = "cell") -> tuple[str, str, int]:
     """Return (complete, exercise, number of SOLUTION blocks) for one code cell's source."""
+    lines = source.splitlines()
     complete: list[str] = []
     exercise: list[str] = []
-    state, indent, blocks, stub_pending = "code", "", 0, False
-    for number, line in enumerate(source.splitlines(), 1):
+    state, indent, blocks = "code", "", 0
+    for number, line in enumerate(lines, 1):
         match = _MARKER.match(line)
         if match is None:
             if state == "code":
-                if stub_pending and line.strip():
-                    exercise.append(indent + DEFAULT_STUB)
-                stub_pending = stub_pending and not line.strip()
                 complete.append(line)
                 exercise.append(line)
             elif state == "solution":
@@ -81,13 +79,15 @@ def split_solution(source: str, where: str = "cell") -> tuple[str, str, int]:
             continue
         edge, kind = match["edge"], match["kind"]
         if edge == "BEGIN" and kind == "SOLUTION" and state == "code":
-            if stub_pending:
-                exercise.append(indent + DEFAULT_STUB)
-            state, indent, blocks, stub_pending = "solution", match["indent"], blocks + 1, False
+            state, indent, blocks = "solution", match["indent"], blocks + 1
         elif edge == "END" and kind == "SOLUTION" and state == "solution":
-            state, stub_pending = "code", True
-        elif edge == "BEGIN" and kind == "STUB" and state == "code" and stub_pending:
-            state, indent, stub_pending = "stub", match["indent"], False
+            state = "code"
+            following = next((rest for rest in lines[number:] if rest.strip()), "")
+            stub = _MARKER.match(following)
+            if not (stub and stub["edge"] == "BEGIN" and stub["kind"] == "STUB"):
+                exercise.append(indent + DEFAULT_STUB)  # right where the solution was
+        elif edge == "BEGIN" and kind == "STUB" and state == "code" and _after_solution(lines, number):
+            state, indent = "stub", match["indent"]
         elif edge == "END" and kind == "STUB" and state == "stub":
             state = "code"
         else:
@@ -95,9 +95,14 @@ def split_solution(source: str, where: str = "cell") -> tuple[str, str, int]:
                              "BEGIN/END SOLUTION, optionally followed by BEGIN/END STUB)")
     if state != "code":
         raise BuildError(f"{where}: a {state.upper()} block is not closed")
-    if stub_pending:
-        exercise.append(indent + DEFAULT_STUB)
     return "\n".join(complete), "\n".join(exercise), blocks
+
+
+def _after_solution(lines: list[str], number: int) -> bool:
+    """Whether the last non-blank line before line `number` (1-based) ends a SOLUTION block."""
+    previous = next((line for line in reversed(lines[:number - 1]) if line.strip()), "")
+    marker = _MARKER.match(previous)
+    return bool(marker and marker["edge"] == "END" and marker["kind"] == "SOLUTION")
 
 
 def _cell_ids(cells: list[nbformat.NotebookNode]) -> None:

@@ -37,12 +37,17 @@ dims_inverse_density_max: float = 20.0  # 5.0 <= dims_inverse_density_max <= 100
 
 # %%
 import torch
+from jaxtyping import Float, Int
+from torch import Tensor
 
 from interp_helpers import check_parameters, record, seed_everything
 from interp_helpers import plots, widgets
 from interp_helpers import toy_models as tm
+from interp_helpers.checkers import Exercises
+from interp_helpers.checkers import superposition as checks
 
 check_parameters("01", globals())  # the conditions declared in the parameters cell
+ex = Exercises("01")
 if fast:  # shrink the expensive parts; every section and check still runs
     steps, n_seeds, phase_points = min(steps, 1000), min(n_seeds, 3), min(phase_points, 8)
     dims_n_features, dims_d_hidden = min(dims_n_features, 100), min(dims_d_hidden, 10)
@@ -57,6 +62,107 @@ seed_everything(seed)  # nothing below uses global randomness; each run gets tor
 # get sparser it packs in more and more features, ending with all five as a regular pentagon.
 # This is superposition in its smallest form.
 #
+# **Build it.** Three pieces make a toy model experiment: the sparse data, the model and the loss. The package trains
+# hundreds of models at once by giving every tensor a leading `instance` axis (one model per density, importance and
+# seed), and puts the batch axis last: `x` has shape `(instance, feature, batch)`. Write the three pieces with those
+# shapes; below, we run them on the trained models.
+
+# %% [markdown]
+# ### Exercise 1.1 · Sparse features
+#
+# > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵🔵⚪⚪ · about 10 minutes
+#
+# Write `generate_sparse_features`. `feature_probability` has shape `(instance, feature)` and holds each feature's
+# density $p = 1 - S$. Return `x` of shape `(instance, feature, batch_size)` where every entry is, independently,
+# 0 with probability $1 - p$ and otherwise drawn uniformly from $[0, 1]$. Take every random number from `generator`
+# (`torch.rand(..., generator=generator)`), so that the same seed gives the same batch.
+#
+# <details><summary>Hint</summary>
+#
+# Draw two uniform tensors of the output's shape: one decides whether each entry is on (`u < p`, true with
+# probability p), the other gives its value. `feature_probability.unsqueeze(-1)` broadcasts p over the batch axis.
+# Do not reuse the first draw as the value: given `u < p` it is uniform on $[0, p]$, not $[0, 1]$.
+#
+# </details>
+
+# %%
+def generate_sparse_features(
+    feature_probability: Float[Tensor, "instance feature"], batch_size: int, generator: torch.Generator
+) -> Float[Tensor, "instance feature batch"]:
+    """Each entry 0 with probability 1 - p, else U[0, 1]; all randomness from `generator`."""
+    # BEGIN SOLUTION
+    shape = (*feature_probability.shape, batch_size)
+    on = torch.rand(shape, generator=generator) < feature_probability.unsqueeze(-1)
+    return torch.rand(shape, generator=generator) * on
+    # END SOLUTION
+
+
+generate_sparse_features = ex.check(checks.generate_sparse_features, generate_sparse_features)
+
+# %% [markdown]
+# ### Exercise 1.2 · The ReLU-output model
+#
+# > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 10 minutes
+#
+# Write `relu_output_model`: $x' = \mathrm{ReLU}(W^\top W x + b)$ for a stack of independent models.
+# `W` has shape `(instance, d_hidden, feature)` (column $W_i$ is feature $i$'s direction in the hidden space),
+# `b` has shape `(instance, feature)` and `x` has shape `(instance, feature, batch)`; return $x'$ with the shape of `x`.
+# Instance $k$ uses only `W[k]` and `b[k]`. The hidden layer $h = W x$ is linear: the only ReLU is on the output.
+#
+# <details><summary>Hint</summary>
+#
+# `@` on 3-D tensors is a matmul per instance: `W @ x` is `(instance, d_hidden, batch)`, and
+# `W.transpose(-1, -2) @ h` maps back to `(instance, feature, batch)`. Add `b.unsqueeze(-1)`, which has one entry
+# per feature and broadcasts over the batch, then `torch.relu`.
+#
+# </details>
+
+# %%
+def relu_output_model(
+    W: Float[Tensor, "instance d_hidden feature"],
+    b: Float[Tensor, "instance feature"],
+    x: Float[Tensor, "instance feature batch"],
+) -> Float[Tensor, "instance feature batch"]:
+    """x' = ReLU(W^T W x + b), each instance with its own W and b."""
+    # BEGIN SOLUTION
+    h = W @ x  # (instance, d_hidden, batch): the compressed representation
+    return torch.relu(W.transpose(-1, -2) @ h + b.unsqueeze(-1))
+    # END SOLUTION
+
+
+relu_output_model = ex.check(checks.relu_output_model, relu_output_model)
+
+# %% [markdown]
+# ### Exercise 1.3 · The importance-weighted loss
+#
+# > **Difficulty** 🔴⚪⚪⚪⚪ · **Importance** 🔵🔵🔵⚪⚪ · about 5 minutes
+#
+# Write `importance_weighted_loss`: the paper's loss $\sum_i I_i (x_i - x'_i)^2$, averaged over the batch, one
+# number per instance. `x_hat` and `x` have shape `(instance, feature, batch)`, `importance` has shape
+# `(instance, feature)`; return shape `(instance,)`.
+#
+# <details><summary>Hint</summary>
+#
+# Square the error, multiply by `importance.unsqueeze(-1)`, then `.sum(-2)` over features and `.mean(-1)` over the batch.
+#
+# </details>
+
+# %%
+def importance_weighted_loss(
+    x_hat: Float[Tensor, "instance feature batch"],
+    x: Float[Tensor, "instance feature batch"],
+    importance: Float[Tensor, "instance feature"],
+) -> Float[Tensor, " instance"]:
+    """sum_i I_i (x_i - x'_i)^2, summed over features and averaged over the batch."""
+    # BEGIN SOLUTION
+    weighted = (x_hat - x).pow(2) * importance.unsqueeze(-1)
+    return weighted.sum(dim=-2).mean(dim=-1)
+    # END SOLUTION
+
+
+importance_weighted_loss = ex.check(checks.importance_weighted_loss, importance_weighted_loss)
+
+# %% [markdown]
 # **Do it.** One batched run trains `n_seeds` models at each of six densities (log-spaced from 1 to `density_min`)
 # and keeps the lowest-loss seed of each.
 
@@ -72,6 +178,18 @@ gaps = tm.represented_angles(five.W[-1])  # angles between neighbouring features
 print("density:             ", [round(d, 3) for d in densities.tolist()])
 print("features represented:", n_represented.tolist())
 print("neighbour angles at the sparsest density (degrees):", [round(a, 1) for a in gaps.tolist()])
+
+# %% [markdown]
+# Your three functions on the six trained models: a fresh batch at each model's density, its reconstruction and its
+# loss. They agree with the package's final loss up to sampling noise, once that is multiplied by 5: the package's
+# training loss also averages over the features, which scales the loss but does not move its optimum.
+
+# %%
+g = torch.Generator().manual_seed(seed)
+x = generate_sparse_features(densities.unsqueeze(-1).expand(-1, 5), 8192, g)  # one row per trained model
+loss_5 = importance_weighted_loss(relu_output_model(five.W, five.b_final, x), x, importance_5.expand(len(densities), -1))
+print("loss, your functions:        ", [round(v, 4) for v in loss_5.tolist()])
+print("loss, package (x 5 features):", [round(v, 4) for v in (5 * five.loss).tolist()])
 
 # %% [markdown]
 # **Exercise (optional).** Set `importance_decay_5to2 = 1.0` (all features equally important) and rerun this section.
@@ -157,16 +275,58 @@ phase_density = tm.log_grid(1.0, phase_density_min, phase_points)
 phase_importance = tm.log_grid(0.1, 10.0, phase_points)
 g = torch.Generator().manual_seed(seed)
 diagram = tm.train_phase_diagram(phase_density, phase_importance, g, n_seeds=n_seeds, steps=steps, batch_size=256)
-phase_share = {name: (diagram.phase == k).float().mean().item() for k, name in enumerate(tm.PHASES)}
-print({name: round(share, 3) for name, share in phase_share.items()})
+print("best model per point:", tuple(diagram.W.shape), "(density, importance, d_hidden, feature)")
 print(f"single runs stuck in another phase than their point's best: {diagram.stuck_fraction:.1%}")
+
+# %% [markdown]
+# ### Exercise 1.4 · Phases of the 2 → 1 model
+#
+# > **Difficulty** 🔴🔴🔴⚪⚪ · **Importance** 🔵🔵🔵⚪⚪ · about 15 minutes
+#
+# Write `classify_phase`: read the phase off the weights of 2 → 1 models. `W` has shape `(*instance, 1, 2)`, any
+# number of leading axes (here the (density, importance) grid). Feature $i$ is *represented* when its column norm
+# $\lVert W_i \rVert > 0.5$, whatever its sign. Return, per model, an integer index into `tm.PHASES`:
+#
+# - **0 not learned**: only feature 1 (the important one, index 0) is represented;
+# - **1 dedicated**: only the extra feature (index 1) is represented;
+# - **2 antipodal**: both are represented and point opposite ways (cosine below -0.5; in one dimension, opposite signs);
+# - **3 other**: anything else (neither represented, or both with the same sign).
+#
+# <details><summary>Hint</summary>
+#
+# `W.norm(dim=-2) > 0.5` gives a boolean of shape `(*instance, 2)`. Start from
+# `torch.full(shape, 3, dtype=torch.long)` and overwrite it with boolean masks; `W[..., 0]` is column 0 of every
+# model, so `torch.cosine_similarity(W[..., 0], W[..., 1], dim=-1)` gives the cosine.
+#
+# </details>
+
+# %%
+def classify_phase(W: Float[Tensor, "*instance d_hidden feature"]) -> Int[Tensor, "*instance"]:
+    """Phase of each 2 -> 1 model (d_hidden = 1, feature = 2) as an index into tm.PHASES."""
+    # BEGIN SOLUTION
+    on = W.norm(dim=-2) > 0.5  # (*instance, 2): which features are represented
+    cos = torch.cosine_similarity(W[..., 0], W[..., 1], dim=-1)
+    phase = torch.full(on.shape[:-1], 3, dtype=torch.long)
+    phase[on[..., 0] & ~on[..., 1]] = 0
+    phase[~on[..., 0] & on[..., 1]] = 1
+    phase[on[..., 0] & on[..., 1] & (cos < -0.5)] = 2
+    return phase
+    # END SOLUTION
+
+
+classify_phase = ex.check(checks.classify_phase, classify_phase)
+
+# %%
+phase = classify_phase(diagram.W)  # (density, importance): the phase of the best model at each point
+phase_share = {name: (phase == k).float().mean().item() for k, name in enumerate(tm.PHASES)}
+print({name: round(share, 3) for name, share in phase_share.items()})
 
 # %% [markdown]
 # **Look.**
 
 # %%
 plots.phase_diagram_figure(
-    diagram.phase, phase_density, phase_importance,
+    phase, phase_density, phase_importance,
     "2 features, 1 dimension: superposition (red) takes over as features get sparse",
 ).show()
 
@@ -198,26 +358,74 @@ inverse_density = tm.log_grid(1.0, dims_inverse_density_max, 10 if fast else 14)
 cfg = tm.ToyModelConfig(dims_n_features, dims_d_hidden, kind="relu_output", steps=steps, batch_size=256)
 g = torch.Generator().manual_seed(seed)
 dims = tm.train_density_sweep(cfg, 1.0 / inverse_density, torch.ones(dims_n_features), g)
+print("trained", tuple(dims.W.shape), "(density, d_hidden, feature)")
 
-D_star = tm.dimensions_per_feature(dims.W)  # one number per density
-D_i = tm.feature_dimensionality(dims.W)  # one number per feature per density
+# %% [markdown]
+# ### Exercise 1.5 · Dimensions per feature
+#
+# > **Difficulty** 🔴⚪⚪⚪⚪ · **Importance** 🔵🔵🔵⚪⚪ · about 5 minutes
+#
+# Write `dimensions_per_feature`: $D^* = m / \lVert W \rVert_F^2$ for every model in a stack. `W` has shape
+# `(*instance, d_hidden, feature)` with any number of leading axes (none for a single model); $m$ is `d_hidden` and
+# $\lVert W \rVert_F^2$ is the sum of the squares of all entries of one model's `W`. Return shape `(*instance)`.
+#
+# <details><summary>Hint</summary>
+#
+# `W.pow(2).sum(dim=(-2, -1))` sums each model's squares whatever the leading axes; $m$ is `W.shape[-2]`.
+#
+# </details>
+
+# %%
+def dimensions_per_feature(W: Float[Tensor, "*instance d_hidden feature"]) -> Float[Tensor, "*instance"]:
+    """D* = m / ||W||_F^2 per model: 1 when every represented feature has its own dimension, 1/2 for antipodal pairs."""
+    # BEGIN SOLUTION
+    d_hidden = W.shape[-2]
+    return d_hidden / W.pow(2).sum(dim=(-2, -1))
+    # END SOLUTION
+
+
+dimensions_per_feature = ex.check(checks.dimensions_per_feature, dimensions_per_feature)
+
+# %% [markdown]
+# ### Exercise 1.6 · Per-feature dimensionality
+#
+# > **Difficulty** 🔴🔴🔴⚪⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 15 minutes
+#
+# Write `feature_dimensionality`: $D_i = \lVert W_i \rVert^2 / \sum_j (\hat W_i \cdot W_j)^2$ for every feature
+# of every model, where $\hat W_i = W_i / \lVert W_i \rVert$ and the sum runs over all features $j$, $j = i$
+# included. `W` has shape `(*instance, d_hidden, feature)`; return shape `(*instance, feature)`. A dead feature (an
+# all-zero column) gets $D_i = 0$, not nan. Sanity checks: an antipodal pair gives 1/2 each, a pentagon 2/5, and
+# scaling `W` changes nothing.
+#
+# <details><summary>Hint</summary>
+#
+# Three lines: normalise the columns with `W / W.norm(dim=-2, keepdim=True).clamp(min=1e-8)` (the clamp keeps a dead
+# column at 0); `W_hat.transpose(-1, -2) @ W` has entry `[..., i, j]` $= \hat W_i \cdot W_j$; square, sum over the
+# last axis, and divide $\lVert W_i \rVert^2$ by it (clamp the denominator too, for dead features).
+#
+# </details>
+
+# %%
+def feature_dimensionality(W: Float[Tensor, "*instance d_hidden feature"]) -> Float[Tensor, "*instance feature"]:
+    """D_i = ||W_i||^2 / sum_j (W_hat_i . W_j)^2: the share of a dimension feature i owns (0 for a dead feature)."""
+    # BEGIN SOLUTION
+    norms = W.norm(dim=-2)  # (*instance, feature)
+    W_hat = W / norms.unsqueeze(-2).clamp(min=1e-8)  # a dead column stays 0
+    overlaps = (W_hat.transpose(-1, -2) @ W).pow(2)  # [..., i, j] = (W_hat_i . W_j)^2
+    return norms.pow(2) / overlaps.sum(dim=-1).clamp(min=1e-12)
+    # END SOLUTION
+
+
+feature_dimensionality = ex.check(checks.feature_dimensionality, feature_dimensionality)
+
+# %%
+D_star = dimensions_per_feature(dims.W)  # one number per density
+D_i = feature_dimensionality(dims.W)  # one number per feature per density
 represented = tm.feature_norms(dims.W) > 0.5
 half = tm.plateau(inverse_density, D_star, level=0.5, tol=0.03)  # widest run of points with |D* - 1/2| <= 0.03
 print("1/(1-S):", [round(v, 2) for v in inverse_density.tolist()])
 print("D*:     ", [round(v, 3) for v in D_star.tolist()])
 print("plateau at 1/2 from 1/(1-S) =", half)
-
-
-# %% [markdown]
-# **Exercise (optional).** Write $D_i$ yourself for one model `W` of shape `(d_hidden, feature)` (three lines:
-# normalise the columns, take all dot products, square and sum). The check compares with the package.
-
-# %%
-def my_feature_dimensionality(W: torch.Tensor) -> torch.Tensor:
-    return tm.feature_dimensionality(W)  # replace with your own version
-
-
-torch.testing.assert_close(my_feature_dimensionality(dims.W[0]), tm.feature_dimensionality(dims.W[0]))
 
 # %% [markdown]
 # **Look.** The black line is $D^*$; each faint dot is one represented feature's $D_i$.
@@ -341,6 +549,9 @@ record("abs_private_pairs", n_pairs.tolist())
 # %%
 widgets.superposition_explorer(density=0.1, importance_decay=importance_decay_5to2, seed=seed)
 
+# %%
+record("exercises_solved", ex.summary())
+
 # %% [markdown]
 # # Checks
 #
@@ -359,10 +570,10 @@ assert (gaps - 72.0).abs().max() <= 10.0, f"pentagon angles {gaps.tolist()} are 
 # no superposition at density 1; sparse (density <= 0.05) -> antipodal. At least 90% / 90% / 80% of those cells.
 dense, sparse = phase_density >= 0.5, phase_density <= 0.05
 low, high = phase_importance <= 0.3, phase_importance >= 3.0
-assert (diagram.phase[dense][:, low] == NOT_LEARNED).float().mean() >= 0.9, "dense, unimportant: expected not learned"
-assert (diagram.phase[dense][:, high] == DEDICATED).float().mean() >= 0.9, "dense, important: expected dedicated"
-assert (diagram.phase[0] != ANTIPODAL).all(), "density 1 should show no superposition"
-assert (diagram.phase[sparse] == ANTIPODAL).float().mean() >= 0.8, "sparse: expected antipodal superposition"
+assert (phase[dense][:, low] == NOT_LEARNED).float().mean() >= 0.9, "dense, unimportant: expected not learned"
+assert (phase[dense][:, high] == DEDICATED).float().mean() >= 0.9, "dense, important: expected dedicated"
+assert (phase[0] != ANTIPODAL).all(), "density 1 should show no superposition"
+assert (phase[sparse] == ANTIPODAL).float().mean() >= 0.8, "sparse: expected antipodal superposition"
 
 # %%
 # Dimensions per feature: D* = 1 when dense, and sticky at 1/2: within 0.03 of 1/2 over a run of consecutive

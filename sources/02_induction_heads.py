@@ -41,12 +41,18 @@ import tempfile
 from pathlib import Path
 
 import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens.hook_points import HookPoint
 
 from interp_helpers import check_choice, check_parameters, check_range, record, seed_everything
 from interp_helpers import attention_view, circuits, induction, plots, zoo
+from interp_helpers.checkers import Exercises
+from interp_helpers.checkers import induction as checks
 from interp_helpers.models import ZOO_DIR, load_model
 
 check_parameters("02", globals())  # the conditions declared in the parameters cell
+ex = Exercises("02")
 check_range("view_row", view_row, 0, min(n_prompts, 32 if fast else n_prompts) - 1)  # fast mode keeps 32 rows
 if retrain:
     check_choice("model_name (with retrain=True)", model_name, list(zoo.ZOO))
@@ -67,14 +73,45 @@ print(f"{model_name}: {model.cfg.n_layers} layers x {model.cfg.n_heads} heads, d
 # `segment_min`..`segment_max` words, the same segment again, more random words; segment length and position vary per
 # row, so no fixed positional offset solves it. On the first copy the best possible loss is ln(pool size) (a uniform
 # guess among the words); on the second copy an induction circuit can be nearly certain.
+
+# %% [markdown]
+# ### Exercise 2.1 · Per-token loss
 #
+# > **Difficulty** 🔴⚪⚪⚪⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 5 minutes
+#
+# Every number in this notebook is a loss per token. Write `per_token_loss`: from `logits` [batch, pos, d_vocab]
+# and the `tokens` [batch, pos] they were computed from, return the loss (in nats) of predicting `tokens[:, i + 1]`
+# at position `i`, that is $-\log \mathrm{softmax}(\text{logits}[b, i])[\text{tokens}[b, i + 1]]$, shape
+# [batch, pos - 1] (the last position has no next token). 
+#
+# <details><summary>Hint</summary>
+#
+# `logits[:, :-1].log_softmax(dim=-1)` are the log-probabilities of the positions that have a next token;
+# `.gather(-1, tokens[:, 1:, None])` picks the next token's entry (then drop the last axis and negate).
+#
+# </details>
+
+# %%
+def per_token_loss(
+    logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]
+) -> Float[Tensor, "batch pos-1"]:
+    """Cross-entropy (nats) of predicting tokens[:, i + 1] from logits[:, i], for i < pos - 1."""
+    # BEGIN SOLUTION
+    logprobs = logits[:, :-1].log_softmax(dim=-1)  # the last position predicts nothing we can score
+    return -logprobs.gather(-1, tokens[:, 1:, None])[..., 0]
+    # END SOLUTION
+
+
+per_token_loss = ex.check(checks.per_token_loss, per_token_loss)
+
+# %% [markdown]
 # **Do it.**
 
 # %%
 pool = zoo.token_pool(model.tokenizer)  # single-token words of the corpus
 rep = induction.repeated_random_tokens(pool, n_prompts, seq_len, (segment_min, segment_max),
                                        model.tokenizer.bos_token_id, torch.Generator().manual_seed(seed))
-loss = induction.clean_loss(model, rep.tokens)  # [batch, target_pos]: loss of predicting token i + 1
+loss = per_token_loss(model(rep.tokens), rep.tokens)  # [batch, pos - 1]: loss of predicting token i + 1
 loss_first, loss_second = induction.repeat_losses(loss, rep)
 ln_pool = math.log(len(pool))
 print(f"pool of {len(pool)} words: ln(pool) = {ln_pool:.2f} nats")
@@ -157,10 +194,90 @@ if has_log:
 # **duplicate-token** (a repeated token to its earlier occurrence) and **induction** (a repeated token to the token
 # *after* its earlier occurrence, "prefix matching"). A perfect head scores 1.
 #
-# **Do it.**
+# All three read a layer's attention pattern, `blocks.{layer}.attn.hook_pattern`, of shape
+# [batch, head_index, query_pos, key_pos]: `pattern[b, h, q, k]` is how much head `h` at query `q` attends to key `k`
+# (each row sums to 1 over the keys `k <= q`).
+
+# %% [markdown]
+# ### Exercise 2.2 · Previous-token scores
+#
+# > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 10 minutes
+#
+# Write `previous_token_scores`: for every head, the mean of `pattern[b, h, q, q - 1]` over every row `b` and every
+# query `q` from 1 on (query 0 has no previous token). Shape [head_index]; a head that always attends to the
+# previous token scores 1.
+#
+# <details><summary>Hint</summary>
+#
+# `pattern.diagonal(offset=-1, dim1=-2, dim2=-1)` holds exactly the entries `pattern[..., q, q - 1]` for q >= 1,
+# as a [batch, head_index, pos - 1] tensor: average it over every axis but the heads.
+#
+# </details>
 
 # %%
-scores = induction.head_scores(model, rep.tokens)  # each [layer, head_index]
+def previous_token_scores(
+    pattern: Float[Tensor, "batch head_index query_pos key_pos"],
+) -> Float[Tensor, "head_index"]:
+    """Mean attention from each query to the key just before it, over rows and queries >= 1."""
+    # BEGIN SOLUTION
+    return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, -1))
+    # END SOLUTION
+
+
+previous_token_scores = ex.check(checks.previous_token_scores, previous_token_scores)
+
+# %% [markdown]
+# ### Exercise 2.3 · Induction scores
+#
+# > **Difficulty** 🔴🔴🔴⚪⚪ · **Importance** 🔵🔵🔵🔵🔵 · about 15 minutes
+#
+# The induction score needs to know where each token was seen before. `earlier = induction.previous_occurrence(tokens)`
+# [batch, query_pos] holds, for each position, the latest earlier position with the same token, or -1 where the token
+# is new. An induction head at query `q` attends to the token *after* that occurrence, key `earlier[b, q] + 1`
+# (which can be `q` itself when a token repeats at once).
+#
+# Write `induction_scores`: for every head, the mean of `pattern[b, h, q, earlier[b, q] + 1]` over all the
+# (row, query) pairs with `earlier[b, q] >= 0`, pooled over rows (not averaged row by row). Shape [head_index].
+#
+# <details><summary>Hint</summary>
+#
+# Build the key index `(earlier + 1)`, clamp the -1 entries to a harmless 0, expand it to
+# [batch, head_index, query_pos, 1] and `pattern.gather(-1, index)`. Then weight by the mask `earlier >= 0`
+# (broadcast over heads): sum of weighted attention over rows and queries, divided by the number of matched queries.
+#
+# </details>
+
+# %%
+def induction_scores(
+    pattern: Float[Tensor, "batch head_index query_pos key_pos"],
+    earlier: Int[Tensor, "batch query_pos"],
+) -> Float[Tensor, "head_index"]:
+    """Mean attention from each repeated token to the token after its previous occurrence (earlier + 1).
+
+    Averaged over the (row, query) pairs with earlier >= 0; `earlier` is induction.previous_occurrence(tokens).
+    """
+    # BEGIN SOLUTION
+    matched = (earlier >= 0).to(pattern.dtype)[:, None, :]  # batch 1 query_pos
+    key = (earlier + 1).clamp(min=0)  # new tokens point at BOS, but their weight is 0
+    index = key[:, None, :, None].expand(-1, pattern.shape[1], -1, 1)
+    attention = pattern.gather(-1, index)[..., 0]  # batch head_index query_pos
+    return (attention * matched).sum(dim=(0, 2)) / matched.sum(dim=(0, 2))
+    # END SOLUTION
+
+
+induction_scores = ex.check(checks.induction_scores, induction_scores)
+
+# %% [markdown]
+# **Do it.** One forward pass caches every layer's pattern; your two functions score them. The duplicate-token score is
+# the package's (`induction.duplicate_token_score`: the same average at key `earlier` instead of `earlier + 1`).
+
+# %%
+_, cache = model.run_with_cache(rep.tokens, names_filter=lambda name: name.endswith("attn.hook_pattern"))
+patterns = [cache["pattern", layer] for layer in range(model.cfg.n_layers)]  # each [batch, head_index, query_pos, key_pos]
+earlier = induction.previous_occurrence(rep.tokens)
+scores = {"previous_token": torch.stack([previous_token_scores(p) for p in patterns]),  # each [layer, head_index]
+          "duplicate_token": torch.stack([induction.duplicate_token_score(p, earlier) for p in patterns]),
+          "induction": torch.stack([induction_scores(p, earlier) for p in patterns])}
 prev_head = int(scores["previous_token"][0].argmax())  # layer 0
 ind_layer, ind_head = divmod(int(scores["induction"][1:].argmax()), model.cfg.n_heads)
 ind_layer += 1
@@ -217,11 +334,53 @@ display(attention_view.attention_heads(model, rep.tokens[view_row], layer=1))
 # anti-copying) and **diagonal top-k accuracy** (how often a token's own logit is among the k largest of its row).
 # We restrict the matrix to the words in our rows: the rest of the vocabulary includes BPE pieces the corpus never
 # produces, whose embeddings never trained.
+
+# %% [markdown]
+# ### Exercise 2.4 · Copying score of the OV circuit
 #
-# **Do it.**
+# > **Difficulty** 🔴🔴🔴⚪⚪ · **Importance** 🔵🔵🔵⚪⚪ · about 15 minutes
+#
+# Write `copying_eigen_score`: for every head of one layer, the eigenvalue score of its full OV circuit
+# $W_E W_V^h W_O^h W_U$: $\sum_i \lambda_i / \sum_i |\lambda_i|$, real part, shape [head_index]. The inputs are
+# `W_E` [d_vocab, d_model], the layer's `W_V` [head_index, d_model, d_head] and `W_O` [head_index, d_head, d_model],
+# and `W_U` [d_model, d_vocab]. The circuit is d_vocab x d_vocab but has rank at most d_head: do not form it. For
+# $A$ [d_vocab, d_head] and $B$ [d_head, d_vocab], the nonzero eigenvalues of $AB$ are those of the small $BA$.
+#
+# <details><summary>Hint</summary>
+#
+# `A = W_E @ W_V` and `B = W_O @ W_U` broadcast over heads; `torch.linalg.eigvals(B @ A)` gives complex eigenvalues
+# [head_index, d_head] (a non-symmetric matrix: not `eigvalsh`). Sum them, divide by the sum of their `.abs()`,
+# take `.real`.
+#
+# </details>
 
 # %%
-copying = circuits.copying_scores(model, k=5, vocab=pool)  # over the words the rows use
+def copying_eigen_score(
+    W_E: Float[Tensor, "d_vocab d_model"],
+    W_V: Float[Tensor, "head_index d_model d_head"],
+    W_O: Float[Tensor, "head_index d_head d_model"],
+    W_U: Float[Tensor, "d_model d_vocab"],
+) -> Float[Tensor, "head_index"]:
+    """Sum of eigenvalues / sum of their magnitudes of each head's W_E W_V W_O W_U, in [-1, 1]; 1 = pure copying."""
+    # BEGIN SOLUTION
+    small = (W_O @ W_U) @ (W_E @ W_V)  # head_index d_head d_head: the circuit's nonzero eigenvalues
+    eigenvalues = torch.linalg.eigvals(small)  # complex: the matrix is not symmetric
+    return (eigenvalues.sum(-1) / eigenvalues.abs().sum(-1)).real
+    # END SOLUTION
+
+
+copying_eigen_score = ex.check(checks.copying_eigen_score, copying_eigen_score)
+
+# %% [markdown]
+# **Do it.** Your eigenvalue score for every layer, and the package's diagonal top-k accuracy, over the words the
+# rows use.
+
+# %%
+W_E, W_U = model.W_E[pool], model.W_U[:, pool]  # restricted to the pool's words
+eigen = torch.stack([copying_eigen_score(W_E, model.W_V[layer], model.W_O[layer], W_U) for layer in range(model.cfg.n_layers)])
+top_k = torch.stack([circuits.diagonal_top_k_accuracy(circuits.full_ov_circuit(model, layer, pool), k=5)
+                     for layer in range(model.cfg.n_layers)])
+copying = circuits.CopyingScores(eigen, top_k, k=5)  # [layer, head_index] each, as circuits.copying_scores returns
 print(f"induction head L{ind_layer}H{ind_head}: eigenvalue score {copying.eigen[ind_layer, ind_head]:.2f}, "
       f"top-{copying.k} accuracy {copying.top_k[ind_layer, ind_head]:.2f}")
 record("induction_head_copying_eigen", copying.eigen[ind_layer, ind_head])
@@ -244,10 +403,51 @@ plots.head_bars({"eigenvalue score": copying.eigen, f"top-{copying.k} diagonal a
 # $W_{QK}$ (K) or $W_{OV}$ (V). Unrelated matrices still score above 0, so we compare with random rank-d_head pairs.
 # The induction mechanism predicts **K-composition** from the previous-token head into the induction heads.
 #
-# **Do it.**
+# In TransformerLens' row-vector convention a head's OV circuit is `W_OV = W_V @ W_O` (it maps x to x @ W_OV) and its
+# QK circuit is `W_QK = W_Q @ W_K.T` (the attention score is x_q @ W_QK @ x_k.T); `model.OV[layer].AB` and
+# `model.QK[layer].AB` hold them, [head_index, d_model, d_model].
+
+# %% [markdown]
+# ### Exercise 2.5 · K-composition scores
+#
+# > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 10 minutes
+#
+# Write `k_composition_scores`: for every layer-0 head `a` (rows) and layer-1 head `b` (columns),
+# $\lVert W_{OV,0}^a (W_{QK,1}^b)^\top \rVert_F / (\lVert W_{OV,0}^a \rVert_F \lVert W_{QK,1}^b \rVert_F)$,
+# shape [head_index, head_index]. The transpose is what makes it *K*-composition: the key x_k enters the score through
+# `W_QK.T`, so head `a`'s output x @ W_OV reaches the key side as x @ W_OV @ W_QK.T (without the transpose it would
+# reach the query side: Q-composition).
+#
+# <details><summary>Hint</summary>
+#
+# `W_OV_0[:, None] @ W_QK_1.transpose(-2, -1)[None]` is [head_index, head_index, d_model, d_model];
+# `torch.linalg.matrix_norm` takes the Frobenius norm of the last two axes, and `W.norm(dim=(-2, -1))` that of each head.
+#
+# </details>
 
 # %%
-composition = circuits.composition_scores(model)  # "q", "k", "v": [layer-0 head, layer-1 head]
+def k_composition_scores(
+    W_OV_0: Float[Tensor, "head_index d_model d_model"],
+    W_QK_1: Float[Tensor, "head_index d_model d_model"],
+) -> Float[Tensor, "head_index head_index"]:
+    """||W_OV_0[a] @ W_QK_1[b].T||_F / (||W_OV_0[a]||_F ||W_QK_1[b]||_F); rows a: layer-0 heads, columns b: layer-1 heads."""
+    # BEGIN SOLUTION
+    product = W_OV_0[:, None] @ W_QK_1.transpose(-2, -1)[None]  # a b d_model d_model: a's output read by b's keys
+    norms_0, norms_1 = W_OV_0.norm(dim=(-2, -1)), W_QK_1.norm(dim=(-2, -1))
+    return torch.linalg.matrix_norm(product) / (norms_0[:, None] * norms_1[None, :])
+    # END SOLUTION
+
+
+k_composition_scores = ex.check(checks.k_composition_scores, k_composition_scores)
+
+# %% [markdown]
+# **Do it.** Your K-composition beside the package's Q- and V-composition (the same score with $W_{QK,1}$ and
+# $W_{OV,1}$ in place of $W_{QK,1}^\top$), and random pairs for scale.
+
+# %%
+ov_0, qk_1, ov_1 = model.OV[0].AB, model.QK[1].AB, model.OV[1].AB  # [head_index, d_model, d_model] each
+composition = {"q": circuits.composition_score(ov_0, qk_1), "k": k_composition_scores(ov_0, qk_1),
+               "v": circuits.composition_score(ov_0, ov_1)}  # each [layer-0 head, layer-1 head]
 random_scores = circuits.composition_baseline(model.cfg.d_model, model.cfg.d_head, 200 if fast else 1000,
                                               torch.Generator().manual_seed(seed))
 baseline_mean, baseline_p95 = random_scores.mean().item(), random_scores.quantile(0.95).item()
@@ -278,6 +478,41 @@ plots.composition_figure(composition, baseline_mean, "K-composition dominates; w
 # the head says about *this* row but keeps its average effect) and measure second-copy loss. Every head is ablated in
 # one stacked forward pass (`circuits.ablate_each_head`; `make bench` compares it with one forward per head).
 #
+# Both are a TransformerLens hook on `blocks.{layer}.attn.hook_z`, the heads' outputs before W_O, shape
+# [batch, pos, head_index, d_head]: `model.run_with_hooks(tokens, fwd_hooks=[(name, hook)])` calls `hook(z, hook=...)`
+# and carries on with whatever it returns.
+
+# %% [markdown]
+# ### Exercise 2.6 · Head ablation hook
+#
+# > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 10 minutes
+#
+# Write `ablate_head_hook(z, hook, head, kind)`: return `z` with head `head`'s output replaced, every other head
+# untouched. `kind="zero"` puts zeros there; `kind="mean"` puts that head's mean over the batch, separately at each
+# position (a [pos, d_head] mean broadcast over the rows). Shape [batch, pos, head_index, d_head] in and out.
+#
+# <details><summary>Hint</summary>
+#
+# The head is axis 2: work on `z[:, :, head]` ([batch, pos, d_head]), whose batch mean is `.mean(dim=0)`.
+# Editing a `z.clone()` and returning it keeps the caller's tensor intact.
+#
+# </details>
+
+# %%
+def ablate_head_hook(
+    z: Float[Tensor, "batch pos head_index d_head"], hook: HookPoint, head: int, kind: str = "zero",
+) -> Float[Tensor, "batch pos head_index d_head"]:
+    """z with one head's output zeroed (kind="zero") or set to its batch mean at each position (kind="mean")."""
+    # BEGIN SOLUTION
+    z = z.clone()  # the caller's tensor stays as it was
+    z[:, :, head] = 0.0 if kind == "zero" else z[:, :, head].mean(dim=0)  # [pos, d_head] broadcasts over rows
+    return z
+    # END SOLUTION
+
+
+ablate_head_hook = ex.check(checks.ablate_head_hook, ablate_head_hook)
+
+# %% [markdown]
 # **Do it.**
 
 # %%
@@ -288,6 +523,17 @@ print(f"second-copy loss {ablation['zero'].clean:.2f} nats; zero-ablating L0H{pr
 record("prev_token_ablation_increase", prev_increase, unit="nats")
 plots.head_bars({f"{kind}-ablation": a.increase for kind, a in ablation.items()},
                 "Without the previous-token head, induction collapses", "increase in second-copy loss (nats)").show()
+
+# %% [markdown]
+# **Your hook, one head at a time**, must give the stacked pass's number: mean-ablate the previous-token head with
+# `ablate_head_hook` and score the second copies with `per_token_loss`.
+
+# %%
+mean_hook = functools.partial(ablate_head_hook, head=prev_head, kind="mean")
+logits = model.run_with_hooks(rep.tokens, fwd_hooks=[("blocks.0.attn.hook_z", mean_hook)])
+yours = induction.masked_mean(per_token_loss(logits, rep.tokens), rep.second)
+print(f"mean-ablating L0H{prev_head}: second-copy loss {yours:.4f} nats with your hook, "
+      f"{ablation['mean'].ablated[0, prev_head]:.4f} from the stacked pass")
 
 # %% [markdown]
 # **Takeaway.** Ablating the previous-token head costs more than any single induction head: every induction head
@@ -311,7 +557,7 @@ loss_top = circuits.ablate_heads(model, rep.tokens, [(ind_layer, ind_head)], rep
 loss_all = circuits.ablate_heads(model, rep.tokens, induction_heads, rep.second)
 print(f"second-copy loss: clean {loss_second:.2f}, top induction head ablated {loss_top:.2f}, "
       f"all {len(induction_heads)} induction heads ablated {loss_all:.2f} (first copy: {loss_first:.2f})")
-zero_head = lambda layer, head: [(f"blocks.{layer}.attn.hook_z", functools.partial(induction.zero_head_hook, head=head))]
+zero_head = lambda layer, head: [(f"blocks.{layer}.attn.hook_z", functools.partial(ablate_head_hook, head=head))]
 attribution = {"clean": circuits.head_logit_attribution(model, rep.tokens, rep.second),
                f"L{ind_layer}H{ind_head} ablated": circuits.head_logit_attribution(model, rep.tokens, rep.second, zero_head(ind_layer, ind_head)),
                f"L0H{prev_head} ablated": circuits.head_logit_attribution(model, rep.tokens, rep.second, zero_head(0, prev_head))}
@@ -325,6 +571,9 @@ plots.head_bars(attribution, "Other induction heads do not step in; they were al
 # bars move only because the final LayerNorm divides by a smaller residual norm once a large writer is missing. Yet
 # much of the loss survives: that is redundancy, not backup. Ablating all induction heads together costs far more than
 # the top one alone. Ablating the previous-token head instead weakens every layer-1 head at once: all their keys read it.
+
+# %%
+record("exercises_solved", ex.summary())
 
 # %% [markdown]
 # ## Checks

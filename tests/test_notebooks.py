@@ -7,6 +7,7 @@ the budget of a fast run on a 2-core laptop, with room for a slow CI machine.
 
 import json
 
+import nbformat
 import pytest
 
 from conftest import ROOT, run_cli
@@ -58,9 +59,11 @@ def test_untouched_exercises_notebook_runs_and_reports_none_solved(path, tmp_pat
     result = _run_fast(path, tmp_path)
     n = _n_exercises(path)
     assert result["results"]["exercises_solved"] == 0
-    executed = (tmp_path / path.name).read_text()
-    assert f"0 of {n} exercises solved" in executed
-    assert executed.count("not attempted yet (the stub raises NotImplementedError)") == n
+    executed = nbformat.read(tmp_path / path.name, as_version=4)
+    shown = "\n".join(output.get("data", {}).get("text/plain", "") for cell in executed.cells
+                      for output in cell.get("outputs", []))
+    assert f"0 of {n} exercises solved" in shown
+    assert shown.count("not attempted yet (the stub raises NotImplementedError)") == n
 
 
 @pytest.mark.notebook
