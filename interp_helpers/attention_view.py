@@ -6,10 +6,16 @@ unpkg.com (`cdn_src`). Its `_repr_html_` pings google.com and picks the CDN vers
 when online, so the same notebook renders differently online and offline, and an
 exported HTML file breaks as soon as it is opened without a network. `InlineHTML`
 keeps only the inlined version.
+
+Each view carries the bundle in a marked `<script data-workbook-bundle="circuitsvis">`
+and draws from a separate script that waits for it, so a saved notebook or HTML copy
+needs the bundle only once: `interp_helpers.export` keeps the first copy (compressed)
+and drops the others.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 import torch
@@ -19,9 +25,16 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from interp_helpers.export import register_script, when_ready
 from interp_helpers.params import check_range
 
 EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\ssrc\s*=", re.IGNORECASE)
+# circuitsvis' render_local: <div id=ID .../> <script type="module"> BUNDLE CircuitsVis.render("ID", CircuitsVis.NAME, PROPS) </script>
+_LOCAL_VIEW = re.compile(
+    r'^\s*<div id="(?P<id>[^"]+)"[^>]*>\s*<script[^>]*>(?P<bundle>.*)\n\s*CircuitsVis\.render\(\s*"(?P=id)",\s*'
+    r"CircuitsVis\.(?P<name>\w+),\s*(?P<props>.*?)\s*\)\s*</script>\s*$",
+    re.DOTALL,
+)
 
 
 class InlineHTML:
@@ -45,7 +58,15 @@ def inline(rendered: RenderedHTML) -> InlineHTML:
     html = rendered.local_src
     if EXTERNAL_SCRIPT.search(html):
         raise ValueError("circuitsvis' local source loads an external <script src=...>; it would not render offline")
-    return InlineHTML(html)
+    view = _LOCAL_VIEW.match(html)
+    if view is None:  # not a circuitsvis view: shown as is
+        return InlineHTML(html)
+    draw = f"CircuitsVis.render({json.dumps(view['id'])}, CircuitsVis.{view['name']}, {view['props']});"
+    return InlineHTML(
+        f'<div id="{view["id"]}" style="margin: 15px 0;"></div>\n'
+        f'<script type="text/javascript" data-workbook-bundle="circuitsvis">{view["bundle"]}{register_script("circuitsvis")}</script>\n'
+        f'<script type="text/javascript">\n{when_ready("circuitsvis", draw, view["id"])}\n</script>'
+    )
 
 
 def str_tokens(model: HookedTransformer, tokens: Int[Tensor, " pos"]) -> list[str]:

@@ -8,6 +8,7 @@ import ipywidgets as widgets
 import torch
 from jaxtyping import Float
 from plotly import graph_objects as go
+from plotly import io as pio
 from torch import Tensor
 
 from interp_helpers import plots
@@ -49,10 +50,17 @@ def superposition_explorer(
 ) -> widgets.VBox:
     """Sliders for density and importance decay that retrain and redraw a 5 -> 2 model.
 
-    Returns the widget box (display it as a cell's last expression). The model is
-    retrained when a slider is released, not while it is dragged.
+    Returns the widget box (display it as a cell's last expression); its `figure`
+    attribute is the plain `go.Figure` it redraws. The model is retrained when a slider
+    is released, not while it is dragged.
+
+    The figure is shown through an `Output` widget rather than a plotly `FigureWidget`:
+    a FigureWidget saves the whole plotly.js bundle (about 5 MB) in the notebook's widget
+    state, while the Output widget saves only the figure's JSON, which JupyterLab's
+    plotly renderer redraws when the executed notebook is opened.
     """
-    fig = go.FigureWidget(plots.geometry_figure(torch.zeros(D_HIDDEN, N_FEATURES), torch.ones(N_FEATURES), ""))
+    fig = plots.geometry_figure(torch.zeros(D_HIDDEN, N_FEATURES), torch.ones(N_FEATURES), "")
+    view = widgets.Output()
     density_slider = widgets.FloatLogSlider(
         value=density, base=10, min=-2, max=0, step=0.05, description="density", continuous_update=False,
         readout_format=".3f",
@@ -67,9 +75,18 @@ def superposition_explorer(
         info = explorer_update(
             fig, density_slider.value, decay_slider.value, seed=seed, steps=steps, n_seeds=n_seeds
         )
+        view.outputs = (figure_output(fig),)  # one state update: the old figure is replaced, not cleared first
         status.value = f"loss {info['loss']:.4f} (best of {n_seeds} seeds); 1/(1-S) = {1 / info['density']:.1f}"
 
     density_slider.observe(redraw, names="value")
     decay_slider.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([widgets.HBox([density_slider, decay_slider]), status, fig])
+    box = widgets.VBox([widgets.HBox([density_slider, decay_slider]), status, view])
+    box.figure = fig
+    return box
+
+
+def figure_output(fig: go.Figure) -> dict:
+    """A figure as an Output widget's display_data output, in plotly's mimetype (no plotly.js)."""
+    bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())
+    return {"output_type": "display_data", "data": {**bundle, "text/plain": "<plotly figure>"}, "metadata": {}}
