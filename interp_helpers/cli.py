@@ -1,20 +1,47 @@
 """`workbook`: list, run, sweep and run-all the workbook's notebooks; build them from their sources.
 
-Bad input (unknown notebook, unknown parameter, a value that does not parse as the
-parameter's declared type or breaks its declared condition) is reported in one line
-with the valid choices, exit code 2, before any kernel starts.
+Every failure ends in one line on stderr, never a traceback: bad input (unknown
+notebook or parameter, a value that does not parse as the parameter's declared type or
+breaks its declared condition, an output folder that is a file or cannot be created)
+exits 2 before any kernel starts; a run that failed exits 1; Ctrl-C exits 130 and says
+how to resume. Set WORKBOOK_DEBUG=1 to see the traceback of an unexpected error.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import uuid
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from interp_helpers.catalog import CatalogError, NotebookInfo, find_notebook, list_notebooks, read_notebook_info
 
 USAGE_ERROR = 2
+RUN_FAILED = 1
+INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CatalogError(f"{message} (see `{self.prog} --help`)")
+
+
+def check_out_dir(out: Path, flag: str = "--out") -> Path:
+    """Create `out` (a folder) or fail in one line: a file, or a place we cannot write."""
+    if out.exists() and not out.is_dir():
+        raise CatalogError(f"{flag} {out} is a file; give a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{uuid.uuid4().hex}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise CatalogError(f"{flag} {out}: cannot write there ({err.strerror or err})") from None
+    return out
 
 
 def _parameter_args(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -24,7 +51,7 @@ def _parameter_args(parser: argparse.ArgumentParser, help_text: str) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workbook", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="workbook", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("list", help="notebooks, what they show, and their parameters")
@@ -50,6 +77,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", type=Path, help="output folder (default: runs/sweep-<timestamp>); "
                        "rerun with the same folder to resume")
     sweep.add_argument("--jobs", type=int, default=1, help="points run at once (default 1)")
+    sweep.add_argument("--cluster", metavar="ADDRESS",
+                       help="run the points on a Dask distributed scheduler, e.g. tcp://10.0.0.5:8786 "
+                            "(workers need the workbook installed, not the output folder); --jobs is then "
+                            "the cluster's business")
 
     build = sub.add_parser("build", help="write notebooks/ and exercises/ from sources/ (make notebooks)")
     build.add_argument("only", nargs="*", metavar="NN", help="build only these sources ('02'); default: all")
@@ -94,7 +125,7 @@ def _cmd_run(info: NotebookInfo, raw: list[tuple[str, str]], fast: bool, out: Pa
 
     params = info.parse_parameters(raw)
     info.validate({**params, **({"fast": True} if fast else {})})
-    out_dir = out or timestamp_dir()
+    out_dir = check_out_dir(out or timestamp_dir())
     result = run_notebook(info, params, out_dir, fast=fast)
     write_results_json([result], out_dir / "results.json")
     print(result.summary())
@@ -105,7 +136,7 @@ def _cmd_run(info: NotebookInfo, raw: list[tuple[str, str]], fast: bool, out: Pa
 def _cmd_run_all(fast: bool, out: Path | None) -> int:
     from interp_helpers.runner import run_notebook, timestamp_dir, write_results_json
 
-    out_dir = out or timestamp_dir()
+    out_dir = check_out_dir(out or timestamp_dir())
     results = []
     for path in list_notebooks():
         result = run_notebook(read_notebook_info(path), {}, out_dir, fast=fast)
@@ -126,20 +157,26 @@ def _split_sweep_values(info: NotebookInfo, name: str, text: str) -> list[Any]:
     return values
 
 
-def _cmd_sweep(info: NotebookInfo, raw: list[tuple[str, str]], fast: bool, out: Path | None, jobs: int) -> int:
-    from interp_helpers.runner import run_sweep, timestamp_dir
+def _cmd_sweep(info: NotebookInfo, raw: list[tuple[str, str]], fast: bool, out: Path | None, jobs: int,
+               cluster: str | None = None) -> int:
+    from interp_helpers.runner import run_sweep, sweep_points, timestamp_dir
 
     if not raw:
         raise CatalogError("sweep needs at least one -p NAME v1,v2,...")
     if jobs < 1:
         raise CatalogError(f"--jobs must be >= 1, got {jobs}")
     grid = {name: _split_sweep_values(info, name, text) for name, text in raw}
-    from interp_helpers.runner import sweep_points
-
     for point in sweep_points(grid):  # every point, before the first kernel starts
         info.validate({**point, **({"fast": True} if fast else {})})
-    out_dir = out or timestamp_dir(prefix="sweep-")
-    rows = run_sweep(info, grid, out_dir, fast=fast, jobs=jobs)
+    if cluster:
+        from interp_helpers.cluster import ClusterError, connect
+
+        try:  # fail before any folder is written if the scheduler is not there
+            connect(cluster).close()
+        except ClusterError as err:
+            raise CatalogError(str(err)) from None
+    out_dir = check_out_dir(out or timestamp_dir(prefix="sweep-"))
+    rows = run_sweep(info, grid, out_dir, fast=fast, jobs=jobs, cluster=cluster)
     failed = [point for point, result in rows if result.status != "ok"]
     print(f"{len(rows) - len(failed)}/{len(rows)} points ok; wrote {out_dir}/results.csv")
     return 0 if not failed else 1
@@ -148,33 +185,50 @@ def _cmd_sweep(info: NotebookInfo, raw: list[tuple[str, str]], fast: bool, out: 
 def _cmd_train_zoo(zoo_args: list[str]) -> int:
     from interp_helpers.zoo import add_train_zoo_parser, run_train_zoo
 
-    parser = argparse.ArgumentParser(prog="workbook")
-    add_train_zoo_parser(parser.add_subparsers(dest="command", required=True))
+    parser = _Parser(prog="workbook")
+    add_train_zoo_parser(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
     return run_train_zoo(parser.parse_args(["train-zoo", *zoo_args]))
 
 
+def _dispatch(args: argparse.Namespace, unknown: list[str]) -> int:
+    if args.command == "train-zoo":
+        return _cmd_train_zoo([*unknown, *args.zoo_args])
+    if unknown:
+        raise CatalogError(f"unrecognized arguments: {' '.join(unknown)} (see `workbook --help`)")
+    if args.command == "list":
+        return _cmd_list()
+    if args.command == "build":
+        return _cmd_build(args.check, args.only)
+    if args.command == "run-all":
+        return _cmd_run_all(args.fast, args.out)
+    info = find_notebook(args.notebook)
+    raw = [tuple(p) for p in args.parameter]
+    if args.command == "run":
+        return _cmd_run(info, raw, args.fast, args.out)
+    return _cmd_sweep(info, raw, args.fast, args.out, args.jobs, args.cluster)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and args.command != "train-zoo":
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        if args.command == "train-zoo":
-            return _cmd_train_zoo([*unknown, *args.zoo_args])
-        if args.command == "list":
-            return _cmd_list()
-        if args.command == "build":
-            return _cmd_build(args.check, args.only)
-        if args.command == "run-all":
-            return _cmd_run_all(args.fast, args.out)
-        info = find_notebook(args.notebook)
-        raw = [tuple(p) for p in args.parameter]
-        if args.command == "run":
-            return _cmd_run(info, raw, args.fast, args.out)
-        return _cmd_sweep(info, raw, args.fast, args.out, args.jobs)
+        args, unknown = _build_parser().parse_known_args(argv)
+        return _dispatch(args, unknown)
     except CatalogError as err:
         print(f"workbook: error: {err}", file=sys.stderr)
         return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("\nworkbook: interrupted; finished results are kept, and rerunning the same command "
+              "resumes a sweep", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:  # `workbook list | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
+    except Exception as err:  # an unexpected failure is still one line; WORKBOOK_DEBUG=1 shows where
+        if os.environ.get("WORKBOOK_DEBUG"):
+            raise
+        first = str(err).splitlines()[0] if str(err) else ""
+        print(f"workbook: error: {type(err).__name__}: {first} (WORKBOOK_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return RUN_FAILED
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ interrupted sweep can be resumed and read at any time.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
+import logging
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -83,11 +85,17 @@ def run_notebook(
     """Execute one notebook into `out_dir`; never raises for a failing notebook.
 
     Saved widget state lets JupyterLab redraw widgets when the executed copy is
-    opened, but a plotly FigureWidget stores the whole plotly.js bundle in it (about
-    5 MB); sweeps, which write one copy per point, drop it.
+    opened; it is small (the explorer keeps its figure as JSON in an Output widget, not
+    plotly.js in a FigureWidget), but sweeps, which write one copy per point and are
+    read through results.csv, still drop it. `write_executed` keeps one compressed copy
+    of each JavaScript bundle and writes the offline HTML copy.
     """
     import papermill as pm
 
+    # papermill re-reads the parameters cell with a regex that takes the `<=` of our declared
+    # conditions for assignments and warns about every line; the catalog has already parsed
+    # and validated every parameter, so its warnings are noise here.
+    logging.getLogger("papermill").setLevel(logging.ERROR)
     out_dir.mkdir(parents=True, exist_ok=True)
     params = dict(parameters)
     if fast:
@@ -104,6 +112,9 @@ def run_notebook(
             cwd=str(out_dir),
             progress_bar=progress,
             execution_timeout=cell_timeout,
+            # The kernel warns at every start that its local TCP sockets are unencrypted; users
+            # cannot act on it; nor on the traceback it logs when Ctrl-C stops the runner first.
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except Exception as err:  # a failing notebook is a result, not a crash
         error = _error_text(err)
@@ -119,8 +130,15 @@ def run_notebook(
     return result
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so Ctrl-C never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def write_results_json(results: list[RunResult], path: Path) -> None:
-    path.write_text(json.dumps([asdict(r) for r in results], indent=2))
+    write_atomic(path, json.dumps([asdict(r) for r in results], indent=2))
 
 
 # ---------------------------------------------------------------- sweeps
@@ -141,7 +159,7 @@ def point_dir_name(point: dict[str, Any]) -> str:
 
 def _run_point(info: NotebookInfo, point: dict[str, Any], point_dir: Path, fast: bool) -> RunResult:
     result = run_notebook(info, point, point_dir, fast=fast, progress=False, keep_widget_state=False)
-    (point_dir / "result.json").write_text(json.dumps(asdict(result), indent=2))
+    write_atomic(point_dir / "result.json", json.dumps(asdict(result), indent=2))  # the "done" marker
     return result
 
 
@@ -149,7 +167,10 @@ def _load_finished(point_dir: Path) -> RunResult | None:
     marker = point_dir / "result.json"
     if not marker.exists():
         return None
-    result = RunResult(**json.loads(marker.read_text()))
+    try:
+        result = RunResult(**json.loads(marker.read_text()))
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError):  # not ours, or damaged: run the point again
+        return None
     return result if result.status == "ok" else None
 
 
@@ -157,17 +178,17 @@ def write_results_csv(rows: list[tuple[dict[str, Any], RunResult]], path: Path) 
     """One row per finished point: its parameters, status, and every recorded number."""
     param_names = sorted({k for point, _ in rows for k in point})
     result_names = sorted({k for _, r in rows for k in r.results})
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*param_names, "status", "seconds", *result_names, "error"])
-        for point, result in rows:
-            writer.writerow(
-                [json.dumps(point.get(n)) if isinstance(point.get(n), list) else point.get(n) for n in param_names]
-                + [result.status, f"{result.seconds:.2f}"]
-                + [json.dumps(result.results.get(n)) if isinstance(result.results.get(n), list)
-                   else result.results.get(n, "") for n in result_names]
-                + [result.error]
-            )
+
+    def cell(value: Any) -> Any:
+        return json.dumps(value) if isinstance(value, list) else value
+
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow([*param_names, "status", "seconds", *result_names, "error"])
+    for point, result in rows:
+        writer.writerow([cell(point.get(n)) for n in param_names] + [result.status, f"{result.seconds:.2f}"]
+                        + [cell(result.results.get(n, "")) for n in result_names] + [result.error])
+    write_atomic(path, handle.getvalue())
 
 
 def run_sweep(
@@ -178,8 +199,13 @@ def run_sweep(
     fixed: dict[str, Any] | None = None,
     fast: bool = False,
     jobs: int = 1,
+    cluster: str | None = None,
 ) -> list[tuple[dict[str, Any], RunResult]]:
-    """Run every grid point not already finished in `out_dir`; return all rows."""
+    """Run every grid point not already finished in `out_dir`; return all rows.
+
+    With `cluster` (a Dask scheduler address) the points run on its workers instead of
+    here; folders, markers and results.csv are written here all the same.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     points = [{**(fixed or {}), **p} for p in sweep_points(grid)]
     rows: dict[int, tuple[dict[str, Any], RunResult]] = {}
@@ -200,7 +226,12 @@ def run_sweep(
         bar.update(1)
         write_results_csv([rows[i] for i in sorted(rows)], csv_path)
 
-    if jobs <= 1:
+    if cluster:
+        from interp_helpers.cluster import run_points
+
+        jobs_list = [(i, points[i], out_dir / point_dir_name(points[i])) for i in todo]
+        run_points(cluster, info.path, jobs_list, fast, finish)
+    elif jobs <= 1:
         for index in todo:
             finish(index, _run_point(info, points[index], out_dir / point_dir_name(points[index]), fast))
     else:

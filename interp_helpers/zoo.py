@@ -488,13 +488,26 @@ def read_metrics(path: Path) -> list[dict[str, float | int]]:
 # --------------------------------------------------------------------------------------
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1, so `--steps -5` is a usage error, not a traceback."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; allowed: 1 or more")
+    return value
+
+
 def add_train_zoo_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("train-zoo", help="retrain zoo models from their seeds (offline, CPU)")
     parser.add_argument("name", nargs="?", help=f"one of {list(ZOO)} (default: all)")
-    parser.add_argument("--steps", type=int, help="override the spec's steps (a smoke run; acceptance not enforced)")
-    parser.add_argument("--batch", type=int, help="override the spec's batch size (a smoke run)")
+    parser.add_argument("--steps", type=_positive_int,
+                        help="override the spec's steps (a smoke run; acceptance not enforced)")
+    parser.add_argument("--batch", type=_positive_int, help="override the spec's batch size (a smoke run)")
     parser.add_argument("--out", type=Path, default=ZOO_DIR, help=f"parent folder (default {ZOO_DIR})")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 keeps runs bit-reproducible)")
+    parser.add_argument("--threads", type=_positive_int, default=1,
+                        help="torch threads (1 keeps runs bit-reproducible)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -506,6 +519,9 @@ def run_train_zoo(args: argparse.Namespace) -> int:
         if name not in ZOO:
             print(f"workbook: error: unknown zoo model {name!r}; choose one of {list(ZOO)}", file=sys.stderr)
             return 2
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"workbook: error: --out {args.out} is a file; give a folder", file=sys.stderr)
+        return 2
     status = 0
     for name in names:
         card = train(ZOO[name], args.out, steps=args.steps, batch=args.batch, progress=not args.no_progress,
