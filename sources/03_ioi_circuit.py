@@ -32,17 +32,27 @@ n_abc_sets: int = 3  # 1 <= n_abc_sets <= 20; ABC name draws pooled for the mean
 circuit_threshold: float = 0.1  # 0.0 <= circuit_threshold <= 1.0; a component joins the circuit if ablating it moves the logit diff by this fraction
 
 # %%
+import functools
+
+import einops
 import numpy as np
 import torch
 from IPython.display import display
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import ActivationCache, HookedTransformer
+from transformer_lens.hook_points import HookPoint
 
 from interp_helpers import check_parameters, record, seed_everything
 from interp_helpers import ioi, ioi_circuit, patching, plots
+from interp_helpers.checkers import Exercises
+from interp_helpers.checkers import ioi as checks
 from interp_helpers.corpus_view import html_table
 from interp_helpers.ioi_circuit import Receiver
 from interp_helpers.models import load_model
 
 check_parameters("03", globals())  # the conditions declared in the parameters cell
+ex = Exercises("03")
 if fast:
     n_prompts, n_abc_sets = min(n_prompts, 40), min(n_abc_sets, 2)
 _ = seed_everything(seed)
@@ -72,12 +82,51 @@ abc = ioi.abc_dataset(clean, tok, seed)
 flipped = ioi.flipped_dataset(clean, tok)
 corrupted = {"abc": abc, "flipped": flipped}[corruption]  # = ioi.corrupted_dataset(clean, tok, corruption, seed)
 abc_sets = [abc] + [ioi.abc_dataset(clean, tok, seed=seed + 1000 * k) for k in range(1, n_abc_sets)]
-logit_diff = {name: ioi.logit_diff(model(ds.tokens), ds).item() for name, ds in
-              {"clean": clean, "ABC": abc, "flipped": flipped}.items()}
-accuracy = ioi.accuracy(model(clean.tokens), clean)
-metric = ioi_circuit.ioi_metric(model, clean, corrupted)
+sets = {"clean": clean, "ABC": abc, "flipped": flipped}
+print(f"{clean.texts[0]!r} -> IO {tok.decode([int(clean.io_token[0])])!r}, S {tok.decode([int(clean.s_token[0])])!r}")
+print(f"right-padded to {clean.tokens.shape[1]} tokens; END sits at positions {sorted(set(clean.end.tolist()))}")
+
+# %% [markdown]
+# ### Exercise 3.1 · Logit difference at END
+#
+# > **Difficulty** 🔴⚪⚪⚪⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 5 minutes
+#
+# Write `logit_diff_per_prompt`: for each prompt b, `logits[b, end[b], io_token[b]] - logits[b, end[b], s_token[b]]`,
+# one value per prompt, shape [batch] (the notebook takes the mean). The prompts are right-padded, so END is a
+# different position in different rows: read each row at its own `end[b]`, not at the last position.
+#
+# <details><summary>Hint</summary>
+#
+# `logits[torch.arange(batch), end]` picks each row's END logits, [batch, d_vocab]; pick the token ids from that the
+# same way, with `torch.arange(batch)` beside them. `logits[:, end]` would pair every row with every row's END.
+#
+# </details>
+
+# %%
+def logit_diff_per_prompt(
+    logits: Float[Tensor, "batch pos d_vocab"],
+    end: Int[Tensor, " batch"],
+    io_token: Int[Tensor, " batch"],
+    s_token: Int[Tensor, " batch"],
+) -> Float[Tensor, " batch"]:
+    """logit(IO) - logit(S) at each prompt's END position: one value per prompt."""
+    # BEGIN SOLUTION
+    rows = torch.arange(logits.shape[0])
+    end_logits = logits[rows, end]  # batch d_vocab: each prompt at its own END
+    return end_logits[rows, io_token] - end_logits[rows, s_token]
+    # END SOLUTION
+
+
+logit_diff_per_prompt = ex.check(checks.logit_diff_per_prompt, logit_diff_per_prompt)
+
+# %%
+per_prompt = {name: logit_diff_per_prompt(model(ds.tokens), ds.end, ds.io_token, ds.s_token)
+              for name, ds in sets.items()}  # the clean IO and S in every set: the metric compares those
+logit_diff = {name: value.mean().item() for name, value in per_prompt.items()}
+accuracy = (per_prompt["clean"] > 0).float().mean().item()  # IO beats S
+metric = ioi_circuit.ioi_metric(model, clean, corrupted)  # the same difference at END, normalised for patching
 display(html_table([{"set": name, "example": ds.texts[0], "logit diff IO - S": logit_diff[name]}
-                    for name, ds in {"clean": clean, "ABC": abc, "flipped": flipped}.items()]))
+                    for name, ds in sets.items()]))
 print(f"clean accuracy {accuracy:.1%}; {len(set(clean.templates.tolist()))} templates, "
       f"{sum(o == 'ABBA' for o in clean.orders)} ABBA / {sum(o == 'BABA' for o in clean.orders)} BABA")
 record("logit_diff_clean", round(logit_diff["clean"], 3))
@@ -98,9 +147,66 @@ record("accuracy_clean", round(accuracy, 3))
 # frozen at its clean value) splits the logit difference exactly into per-component shares. In GPT-2 the name-mover
 # heads 9.9, 9.6 and 10.0 write most of it.
 
+# %% [markdown]
+# ### Exercise 3.2 · Direct logit attribution
+#
+# > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵🔵🔵🔵 · about 10 minutes
+#
+# The final LayerNorm computes `w * (x - mean(x)) / scale + b`, where `scale` is the whole residual stream's
+# (cached as `ln_final.hook_scale`, [batch pos 1]). With the scale frozen at its clean value this is linear in x, so a
+# component c of the stream adds `(c - mean(c)) / scale · d` to the logit difference, where
+# `d = w * (W_U[:, IO] - W_U[:, S])` is the prompt's IO - S direction (`ioi.logit_diff_directions(model, ds)` gives
+# it, [batch d_model]). Write `residual_logit_diff_attribution(stack, ln_scale, directions)`: for a stack of component
+# vectors at END, [component batch d_model], centre each vector over d_model, divide by its prompt's scale
+# (`ln_scale`, [batch 1]), dot it with its prompt's direction, and return the shares, [component batch]. The biases
+# after the last block (`b` and `b_U`) add a constant; the cell below adds it.
+#
+# <details><summary>Hint</summary>
+#
+# Three steps, each one line: `stack - stack.mean(-1, keepdim=True)`; dividing by `ln_scale` broadcasts
+# [component batch d_model] against [batch 1]; `(x * directions).sum(-1)` is a dot product along d_model per prompt.
+#
+# </details>
+
 # %%
-shares = {name: value.mean().item() for name, value in ioi.component_attribution(model, clean).items()}
-head_direct = ioi.head_logit_diff_attribution(model, clean)  # layer head_index
+def residual_logit_diff_attribution(
+    stack: Float[Tensor, "component batch d_model"],
+    ln_scale: Float[Tensor, "batch 1"],
+    directions: Float[Tensor, "batch d_model"],
+) -> Float[Tensor, "component batch"]:
+    """Each component's direct share of each prompt's logit difference, through ln_final with its scale frozen."""
+    # BEGIN SOLUTION
+    centred = stack - stack.mean(-1, keepdim=True)  # ln_final subtracts the mean over d_model
+    return ((centred / ln_scale) * directions).sum(-1)
+    # END SOLUTION
+
+
+residual_logit_diff_attribution = ex.check(checks.residual_logit_diff_attribution, residual_logit_diff_attribution)
+
+# %% [markdown]
+# **Do it.** `decompose_resid` splits the final residual stream into the embeddings and every attention and MLP
+# output; a layer's attention output splits further into its heads' outputs `z @ W_O` (plus `b_O`, which no head
+# owns). Both go through the function above, at each prompt's END.
+
+# %%
+_, clean_cache = model.run_with_cache(clean.tokens)
+rows, end = torch.arange(len(clean)), clean.end
+stack, labels = clean_cache.decompose_resid(return_labels=True)  # component batch pos d_model
+ln_scale = clean_cache["ln_final.hook_scale"][rows, end]  # batch 1
+directions = ioi.logit_diff_directions(model, clean)  # batch d_model
+per_component = residual_logit_diff_attribution(stack[:, rows, end], ln_scale, directions)  # component batch
+ln_bias = getattr(model.ln_final, "b", torch.zeros(model.cfg.d_model))  # folded LayerNorms keep it in b_U
+bias = model.b_U[clean.io_token] - model.b_U[clean.s_token] + \
+    ln_bias @ (model.W_U[:, clean.io_token] - model.W_U[:, clean.s_token])
+shares = {**dict(zip(labels, per_component.mean(-1).tolist())), "bias": bias.mean().item()}
+print(f"the shares add up to {sum(shares.values()):.3f}; the model's logit difference is {logit_diff['clean']:.3f}")
+
+# %%
+z_end = torch.stack([clean_cache["z", l][rows, end] for l in range(n_layers)])  # layer batch head_index d_head
+head_out_end = einops.einsum(z_end, model.W_O, "layer batch head_index d_head, layer head_index d_head d_model "
+                                               "-> layer head_index batch d_model")
+head_direct = residual_logit_diff_attribution(head_out_end.flatten(0, 1), ln_scale, directions)
+head_direct = head_direct.mean(-1).view(n_layers, n_heads)  # layer head_index, averaged over prompts
 plots.attribution_figure(shares, logit_diff["clean"],
                          "The MLPs write the answer; attention's direct share is small").show()
 plots.labelled_heatmap(head_direct, title="Direct logit attribution of every head (IO - S, nats)",
@@ -123,14 +229,99 @@ record("max_head_direct", round(head_direct.abs().max().item(), 3))
 # metric says how much of the clean behaviour that one component restores. Our patching helpers stack many patched
 # sites along the batch axis and start each at its own layer, so a whole grid costs a few forwards (they match
 # `transformer_lens.patching` to 1e-5; `benchmarks/bench_patching.py` times them).
+
+# %% [markdown]
+# ### Exercise 3.3 · The activation-patching hook
 #
-# **Do it.** The residual stream by (layer, position) on prompts that share one layout, so positions mean the same
-# thing in every row; every head's output over all positions, and by position; every head's queries, keys, values
-# and pattern.
+# > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵🔵🔵🔵 · about 10 minutes
+#
+# A head's output before `W_O` is `blocks.{layer}.attn.hook_z`, [batch pos head_index d_head]. Write the hook
+# `patch_head_z(z, hook, head, clean_z, pos=None)`: return z with head `head` replaced by the clean run's value
+# `clean_z` (same shape), at every position when `pos` is None, else only at position `pos[b]` of row b (e.g. END).
+# The other heads, and the other positions, keep their corrupted values. Leave `clean_z` untouched; return the
+# patched z (a copy, or z edited in place).
+#
+# <details><summary>Hint</summary>
+#
+# `z[:, :, head] = clean_z[:, :, head]` on `z.clone()`. For one position per row, index rows and positions together,
+# `z[rows, pos, head]` with `rows = torch.arange(z.shape[0])`, as in exercise 3.1.
+#
+# </details>
 
 # %%
-_, clean_cache = model.run_with_cache(clean.tokens)
-head_out = patching.attn_head_out_all_pos(model, corrupted.tokens, clean_cache, metric)
+def patch_head_z(
+    z: Float[Tensor, "batch pos head_index d_head"],
+    hook: HookPoint,
+    head: int,
+    clean_z: Float[Tensor, "batch pos head_index d_head"],
+    pos: Int[Tensor, " batch"] | None = None,
+) -> Float[Tensor, "batch pos head_index d_head"]:
+    """z with head `head` set to clean_z's value: at every position, or at pos[b] of row b only."""
+    # BEGIN SOLUTION
+    z = z.clone()
+    if pos is None:
+        z[:, :, head] = clean_z[:, :, head]
+    else:
+        rows = torch.arange(z.shape[0])
+        z[rows, pos, head] = clean_z[rows, pos, head]
+    return z
+    # END SOLUTION
+
+
+patch_head_z = ex.check(checks.patch_head_z, patch_head_z)
+
+# %% [markdown]
+# ### Exercise 3.4 · Patch every head
+#
+# > **Difficulty** 🔴🔴🔴⚪⚪ · **Importance** 🔵🔵🔵🔵🔵 · about 15 minutes
+#
+# Write `patch_each_head(model, corrupted_tokens, clean_cache, metric, clean_value, corrupted_value)`. For every
+# (layer, head): run the corrupted tokens with that head's `hook_z` patched from `clean_cache` at every position
+# (your `patch_head_z`), score the logits with `metric` (the raw logit difference, a scalar) and normalise,
+# `(patched - corrupted_value) / (clean_value - corrupted_value)`: 1 = this head alone restores the clean behaviour,
+# 0 = it changes nothing. Return the grid, [layer head_index]. `model.run_with_hooks(tokens, fwd_hooks=[(name, hook)])`
+# runs with a hook and removes it afterwards.
+#
+# <details><summary>Hint</summary>
+#
+# `name = f"blocks.{layer}.attn.hook_z"` and `hook = functools.partial(patch_head_z, head=head,
+# clean_z=clean_cache[name])`. One forward per head; `patching.attn_head_out_all_pos` computes the same grid with all
+# the heads stacked along the batch.
+#
+# </details>
+
+# %%
+def patch_each_head(
+    model: HookedTransformer,
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    clean_cache: ActivationCache,
+    metric: patching.Metric,
+    clean_value: float,
+    corrupted_value: float,
+) -> Float[Tensor, "layer head_index"]:
+    """Normalised metric of the corrupted run with each head's z patched from the clean run at every position."""
+    # BEGIN SOLUTION
+    grid = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        name = f"blocks.{layer}.attn.hook_z"
+        for head in range(model.cfg.n_heads):
+            hook = functools.partial(patch_head_z, head=head, clean_z=clean_cache[name])
+            patched = metric(model.run_with_hooks(corrupted_tokens, fwd_hooks=[(name, hook)]))
+            grid[layer, head] = (patched - corrupted_value) / (clean_value - corrupted_value)
+    return grid
+    # END SOLUTION
+
+
+patch_each_head = ex.check(checks.patch_each_head, patch_each_head)
+
+# %% [markdown]
+# **Do it.** The residual stream by (layer, position) on prompts that share one layout, so positions mean the same
+# thing in every row; every head's output over all positions (your `patch_each_head`), and by position; every head's
+# queries, keys, values and pattern.
+
+# %%
+head_out = patch_each_head(model, corrupted.tokens, clean_cache, metric.metric, metric.clean_value,
+                           metric.corrupted_value)  # layer head_index; = patching.attn_head_out_all_pos(..., metric)
 head_parts = {kind: getattr(patching, f"attn_head_{kind}_all_pos")(model, corrupted.tokens, clean_cache, metric)
               for kind in ("q", "k", "v", "pattern")}
 many = ioi.ioi_dataset(tok, 20 * n_prompts, seed)  # enough prompts that one layout has several rows
@@ -175,8 +366,57 @@ record("patch_head_out_L0", [round(v, 3) for v in head_out[0].tolist()])
 # first-order approximation, good where the model is close to linear in that activation (head outputs), poor where
 # it is not (the residual stream, MLP0: Nanda 2023).
 
+# %% [markdown]
+# ### Exercise 3.5 · Attribution patching
+#
+# > **Difficulty** 🔴🔴🔴⚪⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 20 minutes
+#
+# Write `attribution_patch_heads(model, corrupted_tokens, clean_cache, metric)`, the linear estimate of exercise
+# 3.4's grid, for a `metric` that is already normalised:
+#
+# 1. run the corrupted tokens once, with a hook on every layer's `hook_z` that stores z (the tensor itself, inside
+#    the autograd graph: no `.detach()`), and compute `base = metric(logits)`;
+# 2. `torch.autograd.grad(base, [z of each layer])` gives the gradient of the metric with respect to each z;
+# 3. for each head, the estimate is `base + sum of gradient x (clean z - corrupted z)` over batch, pos and d_head.
+#
+# Return [layer head_index]. The notebook turned gradients off (`torch.set_grad_enabled(False)`), so run steps 1 and
+# 2 inside `with torch.enable_grad():`, and attach the hooks with `with model.hooks(fwd_hooks=...):` so they are
+# removed afterwards.
+#
+# <details><summary>Hint</summary>
+#
+# A hook that stores and returns nothing leaves the activation unchanged: `def keep(z, hook): saved[hook.name] = z`.
+# Step 3 per layer: `((clean_cache[name] - saved[name].detach()) * grad).sum(dim=(0, 1, 3))`, one value per head.
+#
+# </details>
+
 # %%
-estimate = patching.attribution_head_out_all_pos(model, corrupted.tokens, clean_cache, metric)
+def attribution_patch_heads(
+    model: HookedTransformer,
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    clean_cache: ActivationCache,
+    metric: patching.Metric,
+) -> Float[Tensor, "layer head_index"]:
+    """metric(corrupted) + gradient . (clean z - corrupted z) for each head: the first-order patching estimate."""
+    # BEGIN SOLUTION
+    names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
+    saved = {}
+
+    def keep(z: Tensor, hook: HookPoint) -> None:
+        saved[hook.name] = z  # the graph's own tensor, so autograd can differentiate with respect to it
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, keep) for name in names]):
+        base = metric(model(corrupted_tokens))
+        grads = torch.autograd.grad(base, [saved[name] for name in names])
+    rows = [((clean_cache[name] - saved[name].detach()) * grad).sum(dim=(0, 1, 3)) for name, grad in zip(names, grads)]
+    return base.detach() + torch.stack(rows)
+    # END SOLUTION
+
+
+attribution_patch_heads = ex.check(checks.attribution_patch_heads, attribution_patch_heads)
+
+# %%
+estimate = attribution_patch_heads(model, corrupted.tokens, clean_cache, metric)
 attribution_corr = float(np.corrcoef(estimate.flatten().numpy(), head_out.flatten().numpy())[0, 1])
 plots.agreement_scatter({"head output": head_out}, {"head output": estimate},
                         f"Attribution patching against exact patching, every head (r = {attribution_corr:.3f})",
@@ -197,6 +437,92 @@ record("attribution_vs_activation_corr", round(attribution_corr, 4))
 # same of every head: does its output reach later heads' queries at END, the MLPs at END, or the logits directly?
 # Values are damage: the fraction of the corruption's effect that travels along those paths (0 = none, 1 = all).
 
+# %% [markdown]
+# ### Exercise 3.6 · Path patching into an MLP
+#
+# > **Difficulty** 🔴🔴🔴🔴⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 25 minutes
+#
+# Write `path_patch_head_to_mlp(model, clean_tokens, corrupted_tokens, sender, mlp_layer, pos, metric)`: the metric
+# after patching only the path from the head `sender = (layer, head)` into the input of MLP `mlp_layer`, at position
+# `pos[b]` of each row b. Three runs:
+#
+# 1. cache the clean and the corrupted runs (`model.run_with_cache`);
+# 2. run the clean tokens with every head's z and every MLP's output (`blocks.{l}.hook_mlp_out`) frozen at its clean
+#    value, except the sender's z, which takes its corrupted value (at every position); cache the receiver's input,
+#    `blocks.{mlp_layer}.hook_mlp_in`. Only the sender changed, and nothing between it and the receiver can pass the
+#    change on, so this input differs from the clean one by the direct path alone;
+# 3. run the clean tokens with the receiver's input at `pos[b]` of each row replaced by its value from step 2, and
+#    return `metric(logits)`.
+#
+# `hook_mlp_in` only runs while TransformerLens's `use_hook_mlp_in` is on: run steps 2 and 3 inside
+# `with ioi_circuit.input_hooks(model):`, which switches it on and back off. `mlp_layer` is at least the sender's
+# layer (an MLP reads the heads of its own layer).
+#
+# <details><summary>Hint</summary>
+#
+# Step 2's hooks: one that returns `clean_cache[hook.name]` (frozen) for every `hook_z` and `hook_mlp_out`, and for
+# the sender's layer one that returns a copy of the clean z with the sender's head from the corrupted cache. Attach
+# them with `with model.hooks(fwd_hooks=hooks):` around `model.run_with_cache(clean_tokens, names_filter=receiver)`.
+# Step 3's hook is exercise 3.3's indexing on a [batch pos d_model] tensor.
+#
+# </details>
+
+# %%
+def path_patch_head_to_mlp(
+    model: HookedTransformer,
+    clean_tokens: Int[Tensor, "batch pos"],
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    sender: tuple[int, int],
+    mlp_layer: int,
+    pos: Int[Tensor, " batch"],
+    metric: patching.Metric,
+) -> Float[Tensor, ""]:
+    """metric of the clean run with the path sender -> MLP mlp_layer's input (at pos[b]) carrying the corrupted sender."""
+    # BEGIN SOLUTION
+    layer, head = sender
+    _, clean_cache = model.run_with_cache(clean_tokens)
+    _, corrupted_cache = model.run_with_cache(corrupted_tokens)
+
+    def freeze(act: Tensor, hook: HookPoint) -> Tensor:
+        return clean_cache[hook.name]
+
+    def corrupt_sender(z: Tensor, hook: HookPoint) -> Tensor:  # exercise 3.3's hook with the roles swapped
+        return patch_head_z(clean_cache[hook.name], hook, head, corrupted_cache[hook.name])
+
+    hooks = [(f"blocks.{l}.attn.hook_z", corrupt_sender if l == layer else freeze) for l in range(model.cfg.n_layers)]
+    hooks += [(f"blocks.{l}.hook_mlp_out", freeze) for l in range(model.cfg.n_layers)]
+    receiver, rows = f"blocks.{mlp_layer}.hook_mlp_in", torch.arange(clean_tokens.shape[0])
+    with ioi_circuit.input_hooks(model):
+        with model.hooks(fwd_hooks=hooks):  # step 2: only the sender differs from the clean run
+            _, patched = model.run_with_cache(clean_tokens, names_filter=receiver)
+
+        def let_in(x: Tensor, hook: HookPoint) -> Tensor:
+            x = x.clone()
+            x[rows, pos] = patched[receiver][rows, pos]
+            return x
+
+        return metric(model.run_with_hooks(clean_tokens, fwd_hooks=[(receiver, let_in)]))  # step 3
+    # END SOLUTION
+    # BEGIN STUB
+    # layer, head = sender
+    # _, clean_cache = model.run_with_cache(clean_tokens)
+    # _, corrupted_cache = model.run_with_cache(corrupted_tokens)
+    # receiver, rows = f"blocks.{mlp_layer}.hook_mlp_in", torch.arange(clean_tokens.shape[0])
+    # hooks = []  # step 2: (name, hook) for every blocks.{l}.attn.hook_z and blocks.{l}.hook_mlp_out
+    # with ioi_circuit.input_hooks(model):
+    #     # step 2: with model.hooks(fwd_hooks=hooks), cache the receiver's input on the clean tokens
+    #     # step 3: run the clean tokens with that input let in at (rows, pos); return metric(logits)
+    #     raise NotImplementedError("exercise: steps 2 and 3")
+    # END STUB
+
+
+path_patch_head_to_mlp = ex.check(checks.path_patch_head_to_mlp, path_patch_head_to_mlp)
+
+# %% [markdown]
+# **Do it.** The package's `ioi_circuit.path_patch_all_heads` does the same for every head, with a list of receivers
+# whose changes it lets in together (here every MLP's input at END, every later head's query at END, or the final
+# residual stream); `path_patch_all_mlps` sends from each MLP instead.
+
 # %%
 end = clean.end
 receivers = {
@@ -214,9 +540,18 @@ display(html_table([{"MLP": f"MLP{l}", **{name: float(v[l]) for name, v in mlp_p
                     for l in range(n_layers)]))
 record("path_L0_to_mlps", [round(v, 3) for v in paths["MLP inputs at END"][0].tolist()])
 
+# %%
+# Your function, one receiver: how much of each layer-0 head's effect enters MLP0 alone? (damage, as above)
+into_mlp0 = [1 - float(path_patch_head_to_mlp(model, clean.tokens, corrupted.tokens, (0, h), 0, end, metric))
+             for h in range(n_heads)]
+display(html_table([{"sender": f"L0H{h}", "into MLP0 at END (yours)": into_mlp0[h],
+                     "into every MLP at END (package)": float(paths["MLP inputs at END"][0, h])}
+                    for h in range(n_heads)]))
+
 # %% [markdown]
 # **Takeaway.** The important layer-0 heads act almost entirely through the MLPs at END, not through any later head
-# (queries: about 0) and hardly directly. MLP0 then passes its result both to the logits and to the later MLPs.
+# (queries: about 0) and hardly directly, and MLP0 alone receives nearly all of it (the table: one receiver against
+# all four). MLP0 then passes its result both to the logits and to the later MLPs.
 # The circuit is heads -> MLP -> logits, with no head-to-head composition: the mechanism is in the MLPs, where
 # attention-pattern tools cannot see it.
 
@@ -244,7 +579,8 @@ display(html_table([{key: row[key] for key in ("head", "roles", "causal", "END->
 record("causal_roles", [f"{row['head']}: {row['roles']}" for row in role_table if row["causal"]])
 
 # %% [markdown]
-# **Compared with GPT-2 small** (`../shared/reference/paper-numbers.md`):
+# **Compared with GPT-2 small** (the circuit of Wang et al. 2022, *Interpretability in the Wild*, figure 2 and
+# section 3):
 #
 # | class (Wang et al.) | GPT-2 small | zoo-gelu-4l |
 # |---|---|---|
@@ -330,6 +666,9 @@ record("knockout_survives", round(survives, 3))
 # bring all the names, and MLP0 now has nothing to subtract), and no other head grows into the role. The paper's
 # backup name movers exist because GPT-2 was trained with dropout on diverse text where redundancy pays; a small
 # model trained on templates had no such pressure.
+
+# %%
+record("exercises_solved", ex.summary())
 
 # %% [markdown]
 # # Checks
