@@ -36,16 +36,23 @@ cache_dir: str = ""  # where to cache activations; "" = a temporary directory, d
 # %%
 import functools
 import tempfile
+from collections.abc import Callable
 
 import torch
 from IPython.display import display
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
 
 from interp_helpers import check_choice, check_parameters, check_range, record, seed_everything
 from interp_helpers import activations, features, plots, recovery, sae as sae_lib, zoo
+from interp_helpers.checkers import Exercises
+from interp_helpers.checkers import sae as checks
 from interp_helpers.corpus_view import html_table
 from interp_helpers.models import load_model
 
 check_parameters("04", globals())  # the conditions declared in the parameters cell
+ex = Exercises("04")
 check_choice("model_name", model_name, [name for name, spec in zoo.ZOO.items() if spec.d_mlp])
 if fast:
     steps, n_train_tokens, n_eval_rows = min(steps, 300), min(n_train_tokens, 50_000), min(n_eval_rows, 100)
@@ -87,8 +94,89 @@ print(f"held out: {eval_acts.shape[0]} tokens x {eval_acts.shape[1]}; "
 # **Why this matters.** The SAE writes each activation as a sparse sum of learned directions (latents). TopK keeps
 # exactly `k` latents per token, so sparsity is a setting, not a penalty to tune; AuxK gives latents that stopped
 # firing a gradient so they come back (Gao et al.). The progress bar shows the loss, L0 and dead fraction as it trains.
+
+# %% [markdown]
+# ### Exercise 4.1 · The SAE forward pass
 #
-# **Do it.** `sae_lib.SAEConfig` validates every field; `train_sae` takes any iterator of batches.
+# > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵🔵🔵🔵 · about 10 minutes
+#
+# All four architectures of this notebook share one forward pass; only the activation differs. Write `sae_forward`:
+# from activations `x` [batch, d_in], subtract the decoder bias `b_dec` [d_in] (the SAE's estimate of the data's
+# centre), encode with `W_enc` [d_in, d_sae] and `b_enc` [d_sae], apply `activation` to get the codes
+# [batch, d_sae], then decode with `W_dec` [d_sae, d_in] (one unit-norm row per latent: its direction) and add
+# `b_dec` back:
+#
+#     pre   = (x - b_dec) @ W_enc + b_enc
+#     codes = activation(pre)
+#     recon = codes @ W_dec + b_dec
+#
+# Return `(codes, recon)`. With `activation=torch.relu` this is the SAE of Bricken et al.
+#
+# <details><summary>Hint</summary>
+#
+# Three lines, one per equation. Call `activation(pre)`, not `torch.relu(pre)`: the notebook passes the TopK of the
+# next exercise.
+#
+# </details>
+
+# %%
+def sae_forward(
+    x: Float[Tensor, "batch d_in"],
+    W_enc: Float[Tensor, "d_in d_sae"],
+    b_enc: Float[Tensor, " d_sae"],
+    W_dec: Float[Tensor, "d_sae d_in"],
+    b_dec: Float[Tensor, " d_in"],
+    activation: Callable[[Tensor], Tensor] = torch.relu,
+) -> tuple[Float[Tensor, "batch d_sae"], Float[Tensor, "batch d_in"]]:
+    """(codes, recon): codes = activation((x - b_dec) @ W_enc + b_enc), recon = codes @ W_dec + b_dec."""
+    # BEGIN SOLUTION
+    pre = (x - b_dec) @ W_enc + b_enc  # the decoder bias centres the input first
+    codes = activation(pre)
+    recon = codes @ W_dec + b_dec
+    return codes, recon
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError("exercise: replace this line with your code")
+    # END STUB
+
+
+sae_forward = ex.check(checks.sae_forward, sae_forward)
+
+# %% [markdown]
+# ### Exercise 4.2 · TopK activation
+#
+# > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 10 minutes
+#
+# TopK (Gao et al.) replaces ReLU's "every positive pre-activation" by "the `k` largest of each token". Write
+# `topk_activation`: from pre-activations `pre` [batch, d_sae], keep the `k` largest entries of each row, apply ReLU
+# to the kept values (a row with fewer than `k` positive entries keeps zeros there, never a negative code), and set
+# every other entry to 0. The result has the shape of `pre` and at most `k` nonzero entries per row.
+#
+# <details><summary>Hint</summary>
+#
+# `pre.topk(k, dim=-1)` gives each row's `values` and `indices`; `torch.zeros_like(pre).scatter(-1, indices, ...)`
+# writes the ReLU'd values back at those indices.
+#
+# </details>
+
+# %%
+def topk_activation(pre: Float[Tensor, "batch d_sae"], k: int) -> Float[Tensor, "batch d_sae"]:
+    """ReLU of the k largest entries of each row of `pre`; every other entry 0."""
+    # BEGIN SOLUTION
+    values, indices = pre.topk(k, dim=-1)
+    return torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))  # ReLU after the selection (Gao et al.)
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError("exercise: replace this line with your code")
+    # END STUB
+
+
+topk_activation = ex.check(checks.topk_activation, topk_activation)
+
+# %% [markdown]
+# **Do it.** `sae_lib.SAEConfig` validates every field; `train_sae` takes any iterator of batches. The trainer runs
+# this forward pass with a sparse backward and AuxK; the held-out codes below come from your two functions, with each
+# architecture's activation in eval mode (BatchTopK's global threshold, JumpReLU's learned ones).
 
 # %%
 def train(arch: str, n_steps: int, **extra) -> tuple[sae_lib.SAE, list[dict]]:
@@ -99,10 +187,140 @@ def train(arch: str, n_steps: int, **extra) -> tuple[sae_lib.SAE, list[dict]]:
 
 sae, history = train(architecture, steps)
 torch.set_grad_enabled(False)  # nothing below trains
-with torch.no_grad():
-    codes = sae.encode(eval_acts)  # token d_sae, exactly 0 where a latent is off
-metrics = sae_lib.evaluate(sae, eval_acts)
-ce = sae_lib.ce_loss_recovered(model, sae, hook_name, held_out.tokens[:64])
+activation = {"topk": functools.partial(topk_activation, k=k), "relu": torch.relu,
+              "batchtopk": lambda pre: torch.relu(pre) * (pre > sae.threshold),
+              "jumprelu": lambda pre: pre * (pre > sae.log_threshold.exp())}[architecture]
+# token d_sae, exactly 0 where a latent is off; token d_in
+codes, recon = sae_forward(eval_acts, sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec, activation)
+
+# %% [markdown]
+# The numbers an SAE is judged by, on held-out tokens: L0 (active latents per token), explained variance, dead and
+# dense latents, and the next-token loss with the SAE spliced into the model. The next three exercises write all
+# but L0.
+#
+# ### Exercise 4.3 · Explained variance
+#
+# > **Difficulty** 🔴⚪⚪⚪⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 5 minutes
+#
+# Write `explained_variance`: 1 minus the squared error of `recon` summed over all rows and dimensions, divided by the
+# squared distance of `x` [batch, d_in] to its batch mean (each dimension's own mean), summed the same way. A perfect
+# reconstruction scores 1; predicting the batch mean for every row scores 0. Gao et al. report the complement, the
+# normalised MSE (1 minus this). Return a 0-d tensor.
+#
+# <details><summary>Hint</summary>
+#
+# `x - x.mean(dim=0)` centres each dimension. One ratio of two sums, not an average of per-row or per-dimension
+# ratios.
+#
+# </details>
+
+# %%
+def explained_variance(x: Float[Tensor, "batch d_in"], recon: Float[Tensor, "batch d_in"]) -> Float[Tensor, ""]:
+    """1 - sum of squared errors / sum of squared distances to the batch mean (1 = perfect, 0 = the mean)."""
+    # BEGIN SOLUTION
+    squared_error = (recon - x).pow(2).sum()
+    total_variance = (x - x.mean(dim=0)).pow(2).sum()  # the error of always predicting the mean
+    return 1 - squared_error / total_variance
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError("exercise: replace this line with your code")
+    # END STUB
+
+
+explained_variance = ex.check(checks.explained_variance, explained_variance)
+
+# %% [markdown]
+# ### Exercise 4.4 · Dead and dense latents
+#
+# > **Difficulty** 🔴⚪⚪⚪⚪ · **Importance** 🔵🔵🔵⚪⚪ · about 5 minutes
+#
+# A latent's *density* is the fraction of rows on which its code is nonzero. It is *dead* when its density is 0 (it
+# never fires: wasted capacity) and *dense* when its density is above `dense_above` (it fires on so many tokens that
+# it is unlikely to mean one thing). Write `dead_and_dense_fractions`: from codes [batch, d_sae], return (the
+# fraction of latents that are dead, the fraction that are dense), each a 0-d tensor.
+#
+# <details><summary>Hint</summary>
+#
+# `(codes != 0).float().mean(dim=0)` is the density of every latent; a dead or dense latent is a column, not a row.
+#
+# </details>
+
+# %%
+def dead_and_dense_fractions(codes: Float[Tensor, "batch d_sae"],
+                             dense_above: float = 0.1) -> tuple[Float[Tensor, ""], Float[Tensor, ""]]:
+    """(fraction of latents never nonzero, fraction nonzero on more than `dense_above` of the rows)."""
+    # BEGIN SOLUTION
+    density = (codes != 0).float().mean(dim=0)  # fraction of rows on which each latent fires
+    return (density == 0).float().mean(), (density > dense_above).float().mean()
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError("exercise: replace this line with your code")
+    # END STUB
+
+
+dead_and_dense_fractions = ex.check(checks.dead_and_dense_fractions, dead_and_dense_fractions)
+
+# %% [markdown]
+# ### Exercise 4.5 · Loss recovered by splicing the SAE in
+#
+# > **Difficulty** 🔴🔴🔴⚪⚪ · **Importance** 🔵🔵🔵🔵🔵 · about 15 minutes
+#
+# The test that matters: put the reconstruction in place of the activations at `hook_name` and see what happens to
+# the model's next-token loss. Write `ce_loss_recovered`, returning a dict of Python floats:
+#
+# - `clean`: the mean next-token cross-entropy of `model` on `tokens` [batch, pos] (the logits at position i predict
+#   `tokens[:, i + 1]`), without hooks;
+# - `spliced`: the same with a hook at `hook_name` that returns the SAE's reconstruction of the activation
+#   [batch, pos, d_in], in its shape: `sae.encode` and `sae.decode` take rows [batch, d_in], so flatten the
+#   activation to rows, reconstruct them, and reshape back;
+# - `zero_ablated`: the same with a hook that returns `torch.zeros_like(act)`, as if the MLP were deleted;
+# - `recovered` = (zero_ablated - spliced) / (zero_ablated - clean): 1 when splicing costs nothing, 0 when it is as
+#   bad as deleting the activations.
+#
+# <details><summary>Hint</summary>
+#
+# A TransformerLens hook is a function `(act, hook) -> new act`, and
+# `model.run_with_hooks(tokens, fwd_hooks=[(hook_name, fn)])` returns the logits; `act.reshape(-1, act.shape[-1])`
+# gives the rows and `.reshape(act.shape)` restores the shape. For the loss,
+# `-logits[:, :-1].log_softmax(dim=-1).gather(-1, tokens[:, 1:, None]).mean()`, and `.item()` for a float.
+#
+# </details>
+
+# %%
+def ce_loss_recovered(model: HookedTransformer, sae: sae_lib.SAE, hook_name: str,
+                      tokens: Int[Tensor, "batch pos"]) -> dict[str, float]:
+    """Next-token loss clean, with the SAE spliced in at `hook_name`, zero-ablated; and the share recovered."""
+    # BEGIN SOLUTION
+    def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"]) -> float:
+        logprobs = logits[:, :-1].log_softmax(dim=-1)  # position i predicts token i + 1
+        return -logprobs.gather(-1, tokens[:, 1:, None]).mean().item()
+
+    def splice(act: Float[Tensor, "batch pos d_in"], hook) -> Float[Tensor, "batch pos d_in"]:
+        rows = act.reshape(-1, act.shape[-1])  # the SAE reads rows of d_in
+        return sae.decode(sae.encode(rows)).reshape(act.shape)
+
+    def zero(act, hook):
+        return torch.zeros_like(act)
+
+    clean = next_token_loss(model(tokens))
+    spliced = next_token_loss(model.run_with_hooks(tokens, fwd_hooks=[(hook_name, splice)]))
+    zero_ablated = next_token_loss(model.run_with_hooks(tokens, fwd_hooks=[(hook_name, zero)]))
+    recovered = (zero_ablated - spliced) / (zero_ablated - clean)
+    return {"clean": clean, "spliced": spliced, "zero_ablated": zero_ablated, "recovered": recovered}
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError("exercise: replace this line with your code")
+    # END STUB
+
+
+ce_loss_recovered = ex.check(checks.ce_loss_recovered, ce_loss_recovered)
+
+# %%
+ev = explained_variance(eval_acts, recon).item()
+metrics = {"explained_variance": ev, "normalized_mse": 1 - ev, "l0": sae_lib.l0(codes).item()}
+metrics["dead_fraction"], metrics["dense_fraction"] = (f.item() for f in dead_and_dense_fractions(codes))
+metrics["density"] = sae_lib.feature_density(codes)  # per latent, for the histogram below
+ce = ce_loss_recovered(model, sae, hook_name, held_out.tokens[:64])
 print({key: round(value, 3) for key, value in metrics.items() if key != "density"})
 print(f"next-token loss: clean {ce['clean']:.3f}, SAE spliced in {ce['spliced']:.3f}, "
       f"MLP zero-ablated {ce['zero_ablated']:.3f} -> loss recovered {ce['recovered']:.3f}")
@@ -148,7 +366,7 @@ if compare:
 comparison = []
 for arch, (model_sae, _) in trained.items():
     m = sae_lib.evaluate(model_sae, eval_acts)
-    c = sae_lib.ce_loss_recovered(model, model_sae, hook_name, held_out.tokens[:64])
+    c = ce_loss_recovered(model, model_sae, hook_name, held_out.tokens[:64])
     comparison.append({"architecture": arch, "steps": model_sae.cfg.steps, "L0": m["l0"],
                        "explained variance": m["explained_variance"], "loss recovered": c["recovered"],
                        "dead": m["dead_fraction"], "dense": m["dense_fraction"]})
@@ -178,6 +396,46 @@ if compare:
 # `animals/birds/raven`), the coarser `node_l1` and `node_l0` levels of the word that was written, the base64 class,
 # the word sense, and the name.
 
+# %% [markdown]
+# ### Exercise 4.6 · Best F1 of a label by a latent
+#
+# > **Difficulty** 🔴🔴🔴⚪⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 15 minutes
+#
+# The recovery score. A latent *fires* on a token when its code is > 0. Against a binary label, its F1 is
+# 2 TP / (tokens it fires on + tokens with the label), where TP counts the tokens it fires on that have the label: the
+# harmonic mean of precision and recall, written so that it is 0 (not NaN) for a latent that never fires. Write
+# `best_latent_f1`: from codes [batch, d_sae] and labels `truth` [batch, label] (bool), return for each label the best
+# F1 over all latents [label] and the latent that reaches it [label] (the lowest index on ties, as `max` gives).
+# `recovery.best_f1` below does this and more (precision, recall, AUROC, a threshold grid for dense neurons); the
+# mean F1 of the paragraph topics, recorded and checked at the end, is computed with yours.
+#
+# <details><summary>Hint</summary>
+#
+# With `fired = (codes > 0).float()`, `fired.T @ truth.float()` counts TP for every (latent, label) pair at once,
+# [d_sae, label]. Where the denominator is 0, TP is 0 too, so `.clamp(min=1)` on the denominator avoids NaN.
+# `.max(dim=0)` gives the best values and their indices.
+#
+# </details>
+
+# %%
+def best_latent_f1(codes: Float[Tensor, "batch d_sae"],
+                   truth: Bool[Tensor, "batch label"]) -> tuple[Float[Tensor, " label"], Int[Tensor, " label"]]:
+    """For each label, the best F1 of "latent > 0" against it over latents, and that latent (lowest on ties)."""
+    # BEGIN SOLUTION
+    fired, target = (codes > 0).float(), truth.float()
+    true_positives = fired.T @ target  # [d_sae, label]
+    denominator = fired.sum(dim=0)[:, None] + target.sum(dim=0)  # tokens fired + tokens labelled
+    f1 = 2 * true_positives / denominator.clamp(min=1)  # 0 where both are 0
+    best = f1.max(dim=0)
+    return best.values, best.indices
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError("exercise: replace this line with your code")
+    # END STUB
+
+
+best_latent_f1 = ex.check(checks.best_latent_f1, best_latent_f1)
+
 # %%
 fields = ["topic", "node_l1", "node_l0", "b64_class", "sense", "name"]
 truth, label_names = recovery.label_matrix(eval_labels, fields)
@@ -188,7 +446,8 @@ summary = [{"field": f, "labels": sum(n.startswith(f + "=") for n in label_names
             "latents: mean F1": latent_table.mean_f1(f + "="), "neurons: mean F1": neuron_table.mean_f1(f + "=")}
            for f in fields]
 display(html_table(summary))
-leaf_f1 = {"latents": latent_table.mean_f1("topic="), "neurons": neuron_table.mean_f1("topic=")}
+topic_f1, _ = best_latent_f1(codes, truth[:, [i for i, n in enumerate(label_names) if n.startswith("topic=")]])
+leaf_f1 = {"latents": topic_f1.mean().item(), "neurons": neuron_table.mean_f1("topic=")}  # latents: Exercise 4.6
 record("leaf_mean_f1_latents", round(leaf_f1["latents"], 4))
 record("leaf_mean_f1_neurons", round(leaf_f1["neurons"], 4))
 
@@ -274,6 +533,9 @@ display(features.dashboard_html(neuron_card(neuron), "MLP neuron"))
 # (`weight_rank`): the neuron is one of many places each topic direction touches, which is superposition seen from the
 # other side. Where no latent beats the neuron, the dictionary has not separated that meaning: a larger dictionary or
 # more training might (notebook 05 grows it).
+
+# %%
+record("exercises_solved", ex.summary())
 
 # %% [markdown]
 # # Checks
