@@ -32,12 +32,12 @@ def fast_runs(tmp_path_factory):
     return {}
 
 
-@pytest.mark.notebook
 def _n_exercises(path):
     source = ROOT / "sources" / path.with_suffix(".py").name
     return build_text(source.read_text(), source.name).n_exercises
 
 
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", list_notebooks(), ids=lambda p: p.stem)
 def test_notebook_runs_fast_and_records_results(path, tmp_path, fast_runs):
     result = _run_fast(path, tmp_path)
