@@ -39,13 +39,18 @@ import time
 
 import torch
 from IPython.display import display
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
 
-from interp_helpers import check_choice, check_range, record, seed_everything
+from interp_helpers import check_choice, check_parameters, check_range, record, seed_everything
 from interp_helpers import activations, corpus, features, matryoshka, plots, recovery, sae as sae_lib, splitting, zoo
+from interp_helpers.checkers import Exercises
+from interp_helpers.checkers import splitting as checks
 from interp_helpers.corpus_view import html_table
 from interp_helpers.models import load_model
 
 check_parameters("05", globals())  # the conditions declared in the parameters cell
+ex = Exercises("05")
 one_layer = [name for name, spec in zoo.ZOO.items() if spec.d_mlp and spec.n_layers == 1]
 check_choice("model_name", model_name, one_layer)
 check_choice("other_model", other_model, [name for name in one_layer if name != model_name])
@@ -125,6 +130,92 @@ record("b64_f1_by_size", [round(r["b64_class"], 4) for r in by_size])
 # label's leaves. A parent *splits* when, for every leaf, some child matches it
 # better than the parent does.
 
+# %% [markdown]
+# ### Exercise 5.1 · Nearest parent by decoder cosine
+#
+# > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 10 minutes
+#
+# Write `nearest_parent`: for each latent of the larger dictionary (a row of `W_dec_large`, `[d_sae_large, d_in]`),
+# the latent of the smaller dictionary (a row of `W_dec_small`, `[d_sae_small, d_in]`) whose decoder direction has
+# the highest cosine with it. Return `(cosine, parent)`, both of shape `[d_sae_large]`: that highest cosine (signed:
+# a latent pointing the opposite way is not a parent) and the index of the smaller latent. Every larger latent then
+# has exactly one parent, and the children of latent `p` are the latents with `parent == p` (and a cosine above a
+# floor, to drop latents that are close to nothing).
+#
+# <details><summary>Hint</summary>
+#
+# Divide every row of both matrices by its norm (`W / W.norm(dim=-1, keepdim=True)`); then `small @ large.T` holds
+# every cosine, `[d_sae_small, d_sae_large]`, and `.max(dim=0)` gives the values and the indices over the smaller
+# dictionary.
+#
+# </details>
+
+# %%
+def nearest_parent(
+    W_dec_small: Float[Tensor, "d_sae_small d_in"], W_dec_large: Float[Tensor, "d_sae_large d_in"],
+) -> tuple[Float[Tensor, " d_sae_large"], Int[Tensor, " d_sae_large"]]:
+    """For each latent of the larger dictionary: its highest decoder cosine with a smaller latent, and which."""
+    # BEGIN SOLUTION
+    small = W_dec_small / W_dec_small.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    large = W_dec_large / W_dec_large.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    cosine, parent = (small @ large.T).max(dim=0)  # the max runs over the smaller dictionary
+    return cosine, parent
+    # END SOLUTION
+
+
+nearest_parent = ex.check(checks.nearest_parent, nearest_parent)
+
+# %% [markdown]
+# ### Exercise 5.2 · Co-activation of parent and child
+#
+# > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵🔵⚪⚪ · about 10 minutes
+#
+# Write `coactivation`: for every latent a of dictionary A and every latent b of dictionary B, encoded on the same
+# tokens (`codes_a` `[batch, d_sae_a]`, `codes_b` `[batch, d_sae_b]`), P(a fires | b fires): of the tokens where b's
+# code is > 0, the fraction where a's code is > 0 too. Return `[d_sae_a, d_sae_b]`; a latent b that never fires gets
+# 0 in its column. With a a parent and b one of its children, near 1 means the parent keeps firing where its child
+# does; near 0 means the child fires *instead* of the parent (a hint of absorption, section 3).
+#
+# <details><summary>Hint</summary>
+#
+# Binarise first, `(codes > 0).float()`: then one matrix product counts, for every pair, the tokens where both fire.
+# Divide each column by the number of tokens where its b fires, clamped to at least 1.
+#
+# </details>
+
+# %%
+def coactivation(
+    codes_a: Float[Tensor, "batch d_sae_a"], codes_b: Float[Tensor, "batch d_sae_b"],
+) -> Float[Tensor, "d_sae_a d_sae_b"]:
+    """P(a > 0 | b > 0) for every pair of latents, over the same tokens; 0 where b never fires."""
+    # BEGIN SOLUTION
+    fired_a, fired_b = (codes_a > 0).float(), (codes_b > 0).float()
+    both = fired_a.T @ fired_b  # tokens where a and b both fire
+    return both / fired_b.sum(0).clamp_min(1.0)
+    # END SOLUTION
+
+
+coactivation = ex.check(checks.coactivation, coactivation)
+
+# %% [markdown]
+# **Do it, for one family.** The best `topic_l0={branch}` latent of the smallest dictionary (the *root*) and its
+# children in the next one: the latents whose nearest parent it is, with decoder cosine at least 0.3 (as in the
+# table below), how often the root fires where each child does, and each child's best label. Then the table for
+# every coarse label and every pair of consecutive sizes.
+
+# %%
+root = int(tables[sizes[0]].best_unit[names.index(f"topic_l0={branch}")])
+cosine, parent = nearest_parent(saes[sizes[0]].W_dec, saes[sizes[1]].W_dec)
+root_fires = coactivation(codes[sizes[0]][:, [root]], codes[sizes[1]])[0]  # P(root fires | each larger latent fires)
+children = ((parent == root) & (cosine >= 0.3)).nonzero()[:, 0]  # the 0.3 floor of splitting.children_of
+children = children[cosine[children].argsort(descending=True)]
+child_labels = recovery.unit_labels(codes[sizes[1]][:, children], truth, names, top=1)
+display(html_table([{"child latent": int(c), "decoder cosine": float(cosine[c]), "P(root fires | child fires)":
+                     float(root_fires[c]), "best label": (label or [("(none)", 0.0)])[0][0],
+                     "F1": (label or [("(none)", 0.0)])[0][1]} for c, label in zip(children.tolist(), child_labels)]))
+print(f"root latent {root} of {sizes[0]}; of the {sizes[1]} latents, {int((cosine >= 0.3).sum())} have a parent "
+      f"(cosine >= 0.3) and {int((cosine >= 0.9).sum())} are near-copies of it (cosine >= 0.9)")
+
 # %%
 split_rows = splitting.split_table(sizes, {n: saes[n].W_dec for n in sizes}, codes,
                                    {n: tables[n].best_unit for n in sizes}, truth, names)
@@ -142,7 +233,6 @@ record("splits", [n_split, len(split_rows)])
 hierarchy = [i for i, n in enumerate(names) if n.startswith(("topic_l0=", "topic_l1=", "topic="))]
 best_labels = [recovery.unit_labels(codes[size], truth[:, hierarchy], [names[i] for i in hierarchy], top=1)
                for size in sizes]
-root = int(tables[sizes[0]].best_unit[names.index(f"topic_l0={branch}")])
 tree = splitting.family_tree(root, [saes[size].W_dec for size in sizes], best_labels)
 plots.family_sunburst(tree, f"The '{branch}' latent of the {sizes[0]}-latent dictionary and its descendants").show()
 b64 = [{"size": size, **{n: float(tables[size].f1[names.index(n)]) for n in names if n.startswith("b64")}}
@@ -174,6 +264,95 @@ record("b64_letter_digit_other_f1", [[round(r.get(f"b64_class={c}", 0.0), 3) for
 # A Matryoshka SAE (nested dictionaries) adds the reconstruction losses of its first 256, 1024, ... latents, so the
 # first latents must reconstruct on their own and learn the general features; later latents can only add detail.
 
+# %% [markdown]
+# ### Exercise 5.3 · Absorption on labelled tokens
+#
+# > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵🔵🔵⚪ · about 10 minutes
+#
+# Write `absorption` for one parent latent: its codes (`parent_codes`, `[batch]`), the codes of its child latents
+# (`child_codes`, `[batch, child]`; `child` may be 0), and which tokens carry the parent label and a child label
+# (`parent_truth`, `child_truth`, booleans `[batch]`). On the n tokens labelled both, return a dict with `n` and
+# three fractions of those n tokens: `parent_fires` (the parent's code is > 0), `absorbed` (the parent is silent
+# while at least one child fires) and `missed` (neither fires). The three add to 1; with n = 0 they are NaN.
+#
+# <details><summary>Hint</summary>
+#
+# `both = parent_truth & child_truth` selects the tokens; `(child_codes[both] > 0).any(dim=-1)` says whether some
+# child fires (False when there are no children). Check n before dividing by it.
+#
+# </details>
+
+# %%
+def absorption(
+    parent_codes: Float[Tensor, " batch"], child_codes: Float[Tensor, "batch child"],
+    parent_truth: Bool[Tensor, " batch"], child_truth: Bool[Tensor, " batch"],
+) -> dict[str, float]:
+    """On the tokens labelled parent and child: n, and the fractions where the parent fires, is absorbed or missed."""
+    # BEGIN SOLUTION
+    both = parent_truth & child_truth
+    n = int(both.sum())
+    if n == 0:  # nothing to measure: undefined, not 0
+        return {"n": 0, "parent_fires": math.nan, "absorbed": math.nan, "missed": math.nan}
+    parent_on = parent_codes[both] > 0
+    child_on = (child_codes[both] > 0).any(dim=-1)
+    return {"n": n, "parent_fires": parent_on.float().mean().item(),
+            "absorbed": (~parent_on & child_on).float().mean().item(),
+            "missed": (~parent_on & ~child_on).float().mean().item()}
+    # END SOLUTION
+
+
+absorption = ex.check(checks.absorption, absorption)
+
+# %% [markdown]
+# **Do it, for one label.** The first `topic_l1` label of the `branch` in the largest dictionary: its best latent is
+# the parent, the best latents of its leaves (other than the parent) are the children. The table after the next
+# exercise averages the same numbers over every `topic_l1` label, for every dictionary.
+
+# %%
+best_unit = tables[sizes[-1]].best_unit
+parent_label = next(name for name in names if name.startswith(f"topic_l1={branch}/"))
+leaf_columns = [j for j, name in enumerate(names) if name.startswith(parent_label.replace("topic_l1=", "topic=") + "/")]
+parent_latent = int(best_unit[names.index(parent_label)])
+child_latents = sorted({int(best_unit[j]) for j in leaf_columns} - {parent_latent})
+one_label = absorption(codes[sizes[-1]][:, parent_latent], codes[sizes[-1]][:, child_latents],
+                       truth[:, names.index(parent_label)], truth[:, leaf_columns].any(dim=1))
+print(f"{parent_label} in the {sizes[-1]}-latent dictionary: parent latent {parent_latent}, child latents "
+      f"{child_latents}; " + ", ".join(f"{key} {value:.3g}" for key, value in one_label.items()))
+
+# %% [markdown]
+# ### Exercise 5.4 · Matryoshka prefix errors
+#
+# > **Difficulty** 🔴🔴⚪⚪⚪ · **Importance** 🔵🔵🔵⚪⚪ · about 10 minutes
+#
+# Write `prefix_errors`, the terms of the Matryoshka loss. For each prefix size m in `prefixes` (increasing, the last
+# equal to d_sae), reconstruct `x` (`[batch, d_in]`) from the first m latents alone,
+# `codes[:, :m] @ W_dec[:m] + b_dec` (`codes` `[batch, d_sae]`, `W_dec` `[d_sae, d_in]`, `b_dec` `[d_in]`), and
+# return its squared error summed over d_in and averaged over the batch: one number per prefix, shape `[prefix]`.
+# The Matryoshka loss is their sum (plus the AuxK term); the last entry is an ordinary SAE's reconstruction loss.
+#
+# <details><summary>Hint</summary>
+#
+# Loop over `prefixes` and `torch.stack` the results. `b_dec` is not a latent: every prefix keeps it.
+#
+# </details>
+
+# %%
+def prefix_errors(
+    x: Float[Tensor, "batch d_in"], codes: Float[Tensor, "batch d_sae"], W_dec: Float[Tensor, "d_sae d_in"],
+    b_dec: Float[Tensor, " d_in"], prefixes: list[int],
+) -> Float[Tensor, " prefix"]:
+    """||x - (codes[:, :m] @ W_dec[:m] + b_dec)||^2, summed over d_in and averaged over the batch, for each m."""
+    # BEGIN SOLUTION
+    errors = []
+    for m in prefixes:
+        recon = codes[:, :m] @ W_dec[:m] + b_dec  # the first m latents, and the bias, on their own
+        errors.append((x - recon).pow(2).sum(-1).mean())
+    return torch.stack(errors)
+    # END SOLUTION
+
+
+prefix_errors = ex.check(checks.prefix_errors, prefix_errors)
+
 # %%
 def mean_absorption(sae_codes: torch.Tensor) -> dict[str, float]:
     table = recovery.best_f1(sae_codes, truth, names)
@@ -193,12 +372,30 @@ print(f"explained variance: TopK {by_size[-1]['explained variance']:.3f}, Matryo
 record("absorbed_by_size", [round(r["absorbed"], 3) for r in absorption_rows])
 
 # %% [markdown]
+# **Look.** What the nested loss buys: the explained variance of each prefix on its own (the first m latents and
+# `b_dec`, from `prefix_errors`), for the largest TopK dictionary and the Matryoshka one, on a sample of held-out
+# tokens.
+
+# %%
+sample = slice(None, None, max(1, eval_acts.shape[0] // 2048))  # every n-th token, about 2048 of them
+sample_acts = eval_acts[sample]
+variance = (sample_acts - sample_acts.mean(0)).pow(2).sum(-1).mean()
+prefix_rows = []
+for label, dictionary, dictionary_codes in [(f"TopK {sizes[-1]}", saes[sizes[-1]], codes[sizes[-1]]),
+                                            (f"Matryoshka {sizes[-1]}", nested, nested_codes)]:
+    errors = prefix_errors(sample_acts, dictionary_codes[sample], dictionary.W_dec, dictionary.b_dec, list(sizes))
+    prefix_rows.append({"dictionary": label, **{f"first {m}": float(1 - e / variance) for m, e in zip(sizes, errors)}})
+display(html_table(prefix_rows))
+
+# %% [markdown]
 # **Takeaway.** Measured this way, absorption is rare here and does not grow with the dictionary, and the nested
 # loss does not lower it (in our runs it is a little higher): the parent latents mostly fail in a plainer way, by not firing on most tokens of their
 # paragraphs at all (`parent_fires` well below 1, the rest `missed`). On this model the bottleneck is recall, not
 # absorption. The mechanism itself is real and the Matryoshka fix works where the hierarchy is clean: on synthetic
 # data (`tests/test_matryoshka.py`, 30 seeds) plain TopK absorbs 0.23-0.42 of the child tokens and the nested SAE
-# 0.04-0.13. Matryoshka pays with a little reconstruction (compare the explained variances).
+# 0.04-0.13. Matryoshka pays with a little reconstruction (compare the explained variances). What the nested loss
+# does change is the prefix table: the Matryoshka SAE's first prefix reconstructs on its own (fast mode, seed 0: 0.82
+# of the variance from its first 128 latents), while a plain TopK SAE's first latents are an arbitrary slice (0.11).
 #
 # ## 4 · Depth-first: expand one region instead of the whole dictionary
 #
@@ -208,10 +405,38 @@ record("absorbed_by_size", [round(r["absorbed"], 3) for r in absorption_rows])
 # the child's recovery of that branch's leaves with the largest dictionary's, and the training FLOPs (12 x d_in x
 # d_sae per token, for the coarse dictionary plus the child, against the large one) and wall time.
 
+# %% [markdown]
+# ### Exercise 5.5 · Training FLOPs
+#
+# > **Difficulty** 🔴⚪⚪⚪⚪ · **Importance** 🔵🔵⚪⚪⚪ · about 5 minutes
+#
+# Write `training_flops`: the FLOPs of training an SAE densely on `n_tokens` activations of width `d_in` with
+# `d_sae` latents, as a float. Per token, the forward pass runs two matrix products with `d_in x d_sae` weights (the
+# encoder and the decoder), each costing 2 FLOPs per weight (a multiply and an add); the backward pass costs twice
+# the forward (gradients for the weights and for the inputs). A TopK decoder is sparse and cheaper, but counting
+# every dictionary the same way keeps the budgets comparable.
+#
+# <details><summary>Hint</summary>
+#
+# Forward: 2 matmuls x 2 FLOPs x d_in x d_sae per token; forward plus backward is 3 times that.
+#
+# </details>
+
+# %%
+def training_flops(n_tokens: int, d_in: int, d_sae: int) -> float:
+    """Dense FLOPs of training an SAE on n_tokens activations: forward and backward of encoder and decoder."""
+    # BEGIN SOLUTION
+    forward = 2 * (2 * d_in * d_sae)  # encoder and decoder matmuls, a multiply and an add per weight
+    return float(3 * forward * n_tokens)  # the backward pass costs twice the forward
+    # END SOLUTION
+
+
+training_flops = ex.check(checks.training_flops, training_flops)
+
 # %%
 roots = sorted({path.split("/")[0] for path in corpus.LEAVES})
-flops_large = splitting.training_flops(steps * batch_size, d_in, sizes[-1])
-flops_small = splitting.training_flops(steps * batch_size, d_in, sizes[0])
+flops_large = training_flops(steps * batch_size, d_in, sizes[-1])
+flops_small = training_flops(steps * batch_size, d_in, sizes[0])
 depth_rows = []
 for root_name in roots:
     parent = int(tables[sizes[0]].best_unit[names.index(f"topic_l0={root_name}")])
@@ -219,7 +444,7 @@ for root_name in roots:
         parent, saes[sizes[0]], (cache.load_shard(i) for i in range(len(cache.shards))), eval_acts, sae_config(child_size))
     leaves = [i for i, n in enumerate(names) if n.startswith(f"topic={root_name}/")]
     child_f1 = recovery.best_f1(composite, truth[:, leaves]).f1.mean().item()
-    flops = flops_small + splitting.training_flops(steps * batch_size, d_in, child_size)
+    flops = flops_small + training_flops(steps * batch_size, d_in, child_size)
     depth_rows.append({"branch": root_name, "region tokens": region, "leaves": len(leaves),
                        "depth-first leaf F1": child_f1, f"{sizes[-1]}-latent leaf F1": tables[sizes[-1]].f1[leaves].mean().item(),
                        "FLOPs / large": flops / flops_large,
@@ -246,6 +471,44 @@ record("depth_first_flops_ratio", round(depth_rows[0]["FLOPs / large"], 4))
 # `other_model` (same data and architecture, another initialisation), run both models on the same held-out tokens,
 # and for every latent of one find the most correlated latent of the other. Then the same for neurons.
 
+# %% [markdown]
+# ### Exercise 5.6 · Max-correlation universality
+#
+# > **Difficulty** 🔴🔴🔴⚪⚪ · **Importance** 🔵🔵🔵🔵🔵 · about 15 minutes
+#
+# Write `max_correlation`: for every unit (latent or neuron) of A (`acts_a`, `[batch, unit_a]`), its highest Pearson
+# correlation over the same tokens with any unit of B (`acts_b`, `[batch, unit_b]`), and that unit's index: two
+# tensors of shape `[unit_a]`. Pearson correlation: centre each unit over the tokens (subtract its mean), divide by
+# the norm of the centred column, and take dot products. Take the signed maximum (an anticorrelated unit is not a
+# partner). A unit that never varies (a dead latent) has no correlation: a dead unit of A gets NaN and index -1, and
+# a dead unit of B is nobody's partner. The median over A's units is the paper's universality number.
+#
+# <details><summary>Hint</summary>
+#
+# After standardising both, `a.T @ b` is the `[unit_a, unit_b]` correlation matrix. Call a unit dead when its centred
+# norm is below 1e-8; set B's dead columns to `-inf` before `.max(dim=1)`, and A's dead rows to NaN and -1 after.
+#
+# </details>
+
+# %%
+def max_correlation(
+    acts_a: Float[Tensor, "batch unit_a"], acts_b: Float[Tensor, "batch unit_b"],
+) -> tuple[Float[Tensor, " unit_a"], Int[Tensor, " unit_a"]]:
+    """For every unit of A: its highest Pearson correlation with a unit of B over the same tokens, and which."""
+    # BEGIN SOLUTION
+    a = acts_a.float() - acts_a.float().mean(0)
+    b = acts_b.float() - acts_b.float().mean(0)
+    a_norm, b_norm = a.norm(dim=0), b.norm(dim=0)
+    corr = (a / a_norm.clamp_min(1e-12)).T @ (b / b_norm.clamp_min(1e-12))  # unit_a unit_b
+    corr[:, b_norm <= 1e-8] = float("-inf")  # a unit of B that never varies is nobody's partner
+    best, index = corr.max(dim=1)
+    dead = (a_norm <= 1e-8) | ~torch.isfinite(best)
+    return best.masked_fill(dead, float("nan")), index.masked_fill(dead, -1)
+    # END SOLUTION
+
+
+max_correlation = ex.check(checks.max_correlation, max_correlation)
+
 # %%
 middle = sizes[len(sizes) // 2]
 token_batches_b = zoo.packed_batches(spec.corpus(), model_b.tokenizer, 16, spec.n_ctx)
@@ -255,8 +518,8 @@ with torch.enable_grad():
     sae_b, _ = sae_lib.train_sae(sae_config(middle), cache_b.iter_batches(batch_size, torch.Generator().manual_seed(seed)))
 eval_acts_b = activations.collect_activations(model_b, held_out.tokens, hook_name, keep=held_out.keep)
 codes_b = sae_b.encode(eval_acts_b)
-latent_corr, latent_match = splitting.max_correlation(codes[middle], codes_b)
-neuron_corr, _ = splitting.max_correlation(eval_acts, eval_acts_b)
+latent_corr, latent_match = max_correlation(codes[middle], codes_b)
+neuron_corr, _ = max_correlation(eval_acts, eval_acts_b)
 medians = {"latents": latent_corr.nanmedian().item(), "neurons": neuron_corr.nanmedian().item()}
 plots.correlation_histogram({f"SAE latents ({middle})": latent_corr, "MLP neurons (512)": neuron_corr},
                             f"{model_name} vs {other_model}: latents find partners, neurons less so").show()
@@ -295,6 +558,9 @@ record("logit_cosine_matched_random", [round(cos_matched.median().item(), 3), ro
 # smaller dictionary and far less training). Matched latents
 # also push similar output tokens, although nothing forced their decoder directions to agree: the two models'
 # residual streams are not aligned, only their vocabularies are.
+
+# %%
+record("exercises_solved", ex.summary())
 
 # %% [markdown]
 # # Checks
