@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit lab notebooks bench clean
+.PHONY: setup run test test-unit lint lab notebooks bench clean
 
 # Reinstall when the dependency list changes; `make setup` is a no-op otherwise.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version.split()[0]} at {sys.executable}; set PYTHON=/path/to/python3.11"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[browser]"
+	$(BIN)/python -m pip install --quiet -e ".[browser,dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name interp-workbook --display-name "Python (interp-workbook)" >/dev/null
 	touch $(STAMP)
 
@@ -21,8 +21,13 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/workbook run-all
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff: the whole tree formatted and lint-clean (config in pyproject.toml).
+lint: setup
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet .
 
 test-unit: setup
 	$(BIN)/python -m pytest -m "not notebook and not browser" $(PYTEST_ARGS)

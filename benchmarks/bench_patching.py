@@ -1,4 +1,4 @@
-"""Benchmark: activation patching in one stacked batch (interp_helpers.patching) vs transformer_lens.patching.
+"""Benchmark: activation patching in one stacked batch (transformer_circuits.patching) vs transformer_lens.patching.
 
 Uses zoo-gelu-4l when data/models/ has it, otherwise a random 4-layer GELU model of about
 its size (d_model 128, 4 heads of 32, d_mlp 512, n_ctx 128, d_vocab 4096). Clean and
@@ -28,12 +28,11 @@ from contextlib import redirect_stderr
 
 import torch
 import transformer_lens.patching as tl_patching
+from timing import best_time
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from timing import best_time
-
-from interp_helpers import circuits, patching
-from interp_helpers.models import ZOO_DIR, load_model
+from interp_helpers.modelzoo.models import ZOO_DIR, load_model
+from interp_helpers.transformer_circuits import circuits, patching
 
 ZOO_NAME = "zoo-gelu-4l"
 KINDS = [
@@ -47,10 +46,17 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8, help="prompts")
     parser.add_argument("--pos", type=int, default=20, help="tokens per prompt (capped at the model's n_ctx)")
-    parser.add_argument("--max-batch", type=int, default=None,
-                        help=f"rows per forward of the stacked batch (default {circuits.MAX_TOKENS} tokens // pos)")
-    parser.add_argument("--plain-metric", action="store_true",
-                        help="hand our functions the metric as a plain callable (full logits, no PositionMetric short cut)")
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=None,
+        help=f"rows per forward of the stacked batch (default {circuits.MAX_TOKENS} tokens // pos)",
+    )
+    parser.add_argument(
+        "--plain-metric",
+        action="store_true",
+        help="hand our functions the metric as a plain callable (full logits, no PositionMetric short cut)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timings per method; the best is reported")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
@@ -60,10 +66,19 @@ def get_model(seed: int) -> tuple[HookedTransformer, str]:
     """The zoo model, or a random stand-in of its shape."""
     if (ZOO_DIR / ZOO_NAME / "config.json").exists():
         return load_model(ZOO_NAME), f"{ZOO_NAME} (trained, from {ZOO_DIR / ZOO_NAME})"
-    cfg = HookedTransformerConfig(n_layers=4, d_model=128, n_heads=4, d_head=32, d_mlp=512, n_ctx=128, d_vocab=4096,
-                                  act_fn="gelu", normalization_type="LN", seed=seed)  # fmt: skip
+    cfg = HookedTransformerConfig(
+        n_layers=4,
+        d_model=128,
+        n_heads=4,
+        d_head=32,
+        d_mlp=512,
+        n_ctx=128,
+        d_vocab=4096,
+        act_fn="gelu",
+        normalization_type="LN",
+        seed=seed,
+    )
     return HookedTransformer(cfg).eval(), f"random stand-in ({ZOO_NAME} not found in {ZOO_DIR})"
-
 
 
 def main() -> None:
@@ -81,21 +96,27 @@ def main() -> None:
     with torch.no_grad():
         clean_logits, clean_cache = model.run_with_cache(clean)
         corrupted_logits = model(corrupted)
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"1 thread, load average before start {os.getloadavg()[0]:.2f}")
-    print(f"model: {which}; {cfg.n_layers} layers x {cfg.n_heads} heads, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}, "
-          f"d_vocab {cfg.d_vocab}; {args.batch} prompts x {pos} tokens; logit difference at the last position "
-          f"(clean {metric(clean_logits).item():.3f}, corrupted {metric(corrupted_logits).item():.3f}); "
-          f"{'plain-function' if args.plain_metric else 'PositionMetric'} metric for ours; "
-          f"max_batch {args.max_batch or f'{circuits.MAX_TOKENS} // pos'}")
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"1 thread, load average before start {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"model: {which}; {cfg.n_layers} layers x {cfg.n_heads} heads, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}, "
+        f"d_vocab {cfg.d_vocab}; {args.batch} prompts x {pos} tokens; logit difference at the last position "
+        f"(clean {metric(clean_logits).item():.3f}, corrupted {metric(corrupted_logits).item():.3f}); "
+        f"{'plain-function' if args.plain_metric else 'PositionMetric'} metric for ours; "
+        f"max_batch {args.max_batch or f'{circuits.MAX_TOKENS} // pos'}"
+    )
     for name, ours, theirs in KINDS:
-        ours_s, ours_result = best_time(lambda: ours(model, corrupted, clean_cache, ours_metric,
-                                                     max_batch=args.max_batch, progress=False), args.repeats)  # fmt: skip
+        ours_s, ours_result = best_time(
+            lambda: ours(model, corrupted, clean_cache, ours_metric, max_batch=args.max_batch, progress=False),
+            args.repeats,
+        )
         with open(os.devnull, "w") as devnull, redirect_stderr(devnull):  # TransformerLens always shows a tqdm bar
             tl_s, tl_result = best_time(lambda: theirs(model, corrupted, clean_cache, tl_metric), args.repeats)
         diff = (ours_result - tl_result).abs().max().item()
         print(f"\n{name}: {tl_result.numel()} sites {tuple(tl_result.shape)}")
-        print(f"  interp_helpers.patching: {1e3 * ours_s:8.1f} ms")
+        print(f"  interp_helpers.transformer_circuits.patching: {1e3 * ours_s:8.1f} ms")
         print(f"  transformer_lens:        {1e3 * tl_s:8.1f} ms ({tl_result.numel()} forwards)")
         print(f"  ratio (TransformerLens / ours): {tl_s / ours_s:.1f}x")
         print(f"  same results to 1e-5: {'yes' if diff < 1e-5 else 'NO'} (max |difference| {diff:.1e})")

@@ -38,9 +38,9 @@ import time
 
 import torch
 
-from interp_helpers import sae as sae_mod
-from interp_helpers.models import load_model
-from interp_helpers.zoo import ZOO, packed_batches
+from interp_helpers.dictionaries import sae as sae_mod
+from interp_helpers.modelzoo.models import load_model
+from interp_helpers.modelzoo.zoo import ZOO, packed_batches
 
 D_SAE, BATCH, K = 4096, 4096, 32
 HOOK = "blocks.0.mlp.hook_post"
@@ -53,8 +53,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2, help="timings per trainer; the best is reported")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads for every trainer")
     parser.add_argument("--relu-l1", type=float, default=1.0, help="ReLU L1 coefficient, both trainers")
-    parser.add_argument("--relu-warm-steps", type=int, default=150,
-                        help="steps that train the ReLU SAE both trainers start from (0: initialisation)")
+    parser.add_argument(
+        "--relu-warm-steps",
+        type=int,
+        default=150,
+        help="steps that train the ReLU SAE both trainers start from (0: initialisation)",
+    )
     return parser.parse_args()
 
 
@@ -90,10 +94,19 @@ def batches_of(data: torch.Tensor):
     return sae_mod.iterate_batches(data, BATCH, gen)
 
 
-def config(data: torch.Tensor, architecture: str, steps: int, l1: float, lr: float = 1e-4,
-           batch: int = BATCH) -> sae_mod.SAEConfig:
-    return sae_mod.SAEConfig(d_in=data.shape[1], d_sae=D_SAE, architecture=architecture, k=K,
-                             batch_size=batch, steps=steps, lr=lr, l1_coeff=l1)
+def config(
+    data: torch.Tensor, architecture: str, steps: int, l1: float, lr: float = 1e-4, batch: int = BATCH
+) -> sae_mod.SAEConfig:
+    return sae_mod.SAEConfig(
+        d_in=data.shape[1],
+        d_sae=D_SAE,
+        architecture=architecture,
+        k=K,
+        batch_size=batch,
+        steps=steps,
+        lr=lr,
+        l1_coeff=l1,
+    )
 
 
 def warm_state(data: torch.Tensor, architecture: str, l1: float, steps: int) -> dict[str, torch.Tensor] | None:
@@ -106,9 +119,11 @@ def warm_state(data: torch.Tensor, architecture: str, l1: float, steps: int) -> 
     return sae.state_dict()
 
 
-def time_ours(data: torch.Tensor, architecture: str, steps: int, warmup: int, l1: float,
-              state: dict[str, torch.Tensor] | None) -> tuple[float, float]:
+def time_ours(
+    data: torch.Tensor, architecture: str, steps: int, warmup: int, l1: float, state: dict[str, torch.Tensor] | None
+) -> tuple[float, float]:
     """(seconds per step, L0 at the last step) of train_sae: time(warmup + steps) - time(warmup) cancels setup."""
+
     def run(n: int) -> tuple[float, float]:
         cfg = config(data, architecture, n, l1)
         sae = None
@@ -118,12 +133,14 @@ def time_ours(data: torch.Tensor, architecture: str, steps: int, warmup: int, l1
         start = time.perf_counter()
         _, history = sae_mod.train_sae(cfg, batches_of(data), progress=False, log_every=10**9, sae=sae)
         return time.perf_counter() - start, history[-1]["l0"]
+
     (long, l0), (short, _) = run(warmup + steps), run(warmup)
     return (long - short) / steps, l0
 
 
-def time_saelens(data: torch.Tensor, architecture: str, steps: int, warmup: int, l1: float,
-                 state: dict[str, torch.Tensor] | None) -> tuple[float, float] | None:
+def time_saelens(
+    data: torch.Tensor, architecture: str, steps: int, warmup: int, l1: float, state: dict[str, torch.Tensor] | None
+) -> tuple[float, float] | None:
     """(seconds per step, L0 at the last step) of SAELens' training step, or None without SAELens."""
     try:
         from sae_lens import StandardTrainingSAE, StandardTrainingSAEConfig, TopKTrainingSAE, TopKTrainingSAEConfig
@@ -147,9 +164,15 @@ def time_saelens(data: torch.Tensor, architecture: str, steps: int, warmup: int,
 
     def step(i: int) -> None:  # SAETrainer._train_step without logging and schedulers
         sae.train()
-        out = sae.training_forward_pass(TrainStepInput(sae_in=next(batches), coefficients=coefficients,
-                                                       dead_neuron_mask=since_fired > 1000, n_training_steps=i,
-                                                       is_logging_step=False))
+        out = sae.training_forward_pass(
+            TrainStepInput(
+                sae_in=next(batches),
+                coefficients=coefficients,
+                dead_neuron_mask=since_fired > 1000,
+                n_training_steps=i,
+                is_logging_step=False,
+            )
+        )
         with torch.no_grad():
             did_fire = out.feature_acts.bool().float().sum(-2).bool()
             if did_fire.is_sparse:
@@ -177,11 +200,14 @@ def main() -> None:
     peak = matmul_gflops(args.threads)
     try:
         import sae_lens
+
         saelens_version = sae_lens.__version__
     except ImportError:
         saelens_version = None
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{args.threads} thread(s); SAELens {saelens_version or 'not installed'}")
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{args.threads} thread(s); SAELens {saelens_version or 'not installed'}"
+    )
     print(f"d_in {data.shape[1]}, d_sae {D_SAE}, batch {BATCH}, TopK k {K}; real activations ({HOOK} of zoo-gelu-1l-a)")
     print(f"fp32 matmul [{BATCH}x512]@[512x{D_SAE}]: {peak:.1f} GFLOP/s (best of 5)")
     flops = {"relu": 12 * BATCH * 512 * D_SAE, "topk": 4 * BATCH * 512 * D_SAE}
@@ -189,17 +215,23 @@ def main() -> None:
     for arch in ("relu", "topk"):
         l1, warm_steps = args.relu_l1, (args.relu_warm_steps if arch == "relu" else 0)
         state = warm_state(data, arch, l1, warm_steps)
-        start = f"after {warm_steps} warm-up steps (L1 coefficient {l1})" if state is not None else "from initialisation"
+        start = (
+            f"after {warm_steps} warm-up steps (L1 coefficient {l1})" if state is not None else "from initialisation"
+        )
         print(f"{arch}: both trainers start {start}, then {args.warmup} untimed + {args.steps} timed steps")
         ours, ours_l0 = min(time_ours(data, arch, args.steps, args.warmup, l1, state) for _ in range(args.repeats))
         theirs_runs = [time_saelens(data, arch, args.steps, args.warmup, l1, state) for _ in range(args.repeats)]
         theirs, theirs_l0 = (None, None) if theirs_runs[0] is None else min(theirs_runs)
-        line = (f"{arch:5s} ours {BATCH / ours:9,.0f} tokens/s ({ours * 1e3:6.1f} ms/step, "
-                f"{flops[arch] / ours / 1e9 / peak:6.1%} of matmul rate, L0 {ours_l0:6.1f})")
+        line = (
+            f"{arch:5s} ours {BATCH / ours:9,.0f} tokens/s ({ours * 1e3:6.1f} ms/step, "
+            f"{flops[arch] / ours / 1e9 / peak:6.1%} of matmul rate, L0 {ours_l0:6.1f})"
+        )
         if theirs is not None:
-            line += (f" | SAELens {BATCH / theirs:9,.0f} tokens/s ({theirs * 1e3:6.1f} ms/step, "
-                     f"{flops[arch] / theirs / 1e9 / peak:6.1%}, L0 {theirs_l0:6.1f})"
-                     f" | ratio {theirs / ours:4.2f}x (target >= {targets[arch]}x)")
+            line += (
+                f" | SAELens {BATCH / theirs:9,.0f} tokens/s ({theirs * 1e3:6.1f} ms/step, "
+                f"{flops[arch] / theirs / 1e9 / peak:6.1%}, L0 {theirs_l0:6.1f})"
+                f" | ratio {theirs / ours:4.2f}x (target >= {targets[arch]}x)"
+            )
         print(line, flush=True)
 
 

@@ -23,7 +23,9 @@ model_name: str = "zoo-gelu-1l-a"  # model for the demo; a hub name such as gpt2
 label_field: str = "auto"  # colours the samples; auto is each genre's own label, or node, node_l1, topic, name, ...
 max_tokens: int = 120  # 10 <= max_tokens <= 2000; tokens shown per sample document
 eval_rows: int = 8  # 1 <= eval_rows <= 64; rows of n_ctx tokens per genre when recomputing held-out loss (cards use 8)
-n_label_docs: int = 400  # 10 <= n_label_docs <= 10_000; documents whose labels are checked against the text (fast: at most 100)
+n_label_docs: int = (
+    400  # 10 <= n_label_docs <= 10_000; documents whose labels are checked against the text (fast: at most 100)
+)
 n_ioi: int = 200  # 10 <= n_ioi <= 2000; held-out IOI prompts for the demo model's accuracy (fast: at most 50)
 smooth: int = 25  # 1 <= smooth <= 500; moving-average window (steps) of the training-loss curves
 
@@ -32,12 +34,14 @@ import math
 
 import numpy as np
 import torch
+from IPython.display import display
 
 from interp_helpers import check_choice, check_parameters, record, seed_everything
-from interp_helpers import corpus, corpus_view, plots, zoo
-from interp_helpers import ioi as ioi_data
-from interp_helpers.models import ZOO_DIR, CheckpointError, list_zoo, load_model, read_card
-from interp_helpers.tokenizer import load_tokenizer
+from interp_helpers.figures import plots
+from interp_helpers.modelzoo import corpus, corpus_view, zoo
+from interp_helpers.modelzoo.models import ZOO_DIR, list_zoo, load_model, read_card
+from interp_helpers.modelzoo.tokenizer import load_tokenizer
+from interp_helpers.transformer_circuits import ioi as ioi_data
 
 check_parameters("00", globals())  # the conditions declared in the parameters cell
 check_choice("label_field", label_field, ["auto", *corpus_view.label_fields()])
@@ -110,9 +114,11 @@ record("genre_share", [round(genre_share[g], 3) for g in corpus.GENRES])  # stor
 #
 # **Do it.** Specified models (`zoo.ZOO`) that are not in `data/models/` yet are listed with the command that trains them.
 
+
 # %%
 def is_shipped(name):  # a model still being written by the trainer has no card or metrics yet
     return all((ZOO_DIR / name / f).exists() for f in ("card.json", "metrics.csv", "model.safetensors"))
+
 
 shipped = [n for n in list_zoo() if is_shipped(n)]
 not_shipped = [n for n in zoo.ZOO if n not in shipped]
@@ -130,11 +136,16 @@ for name in shipped:
     rows_ = [r for r in zoo.read_metrics(ZOO_DIR / name / "metrics.csv") if "loss" in r]
     curves[name] = (np.array([r["tokens"] for r in rows_]), np.array([r["loss"] for r in rows_]))
 ln_vocab = math.log(len(tok))
-plots.loss_curves_figure(curves, "Training loss: fast drop in the first few hundred thousand tokens, then a slow tail",
-                         smooth=smooth, ln_vocab=ln_vocab).show()
+plots.loss_curves_figure(
+    curves,
+    "Training loss: fast drop in the first few hundred thousand tokens, then a slow tail",
+    smooth=smooth,
+    ln_vocab=ln_vocab,
+).show()
 card_losses = {n: c["eval_loss_per_genre"] for n, c in cards.items()}
-plots.genre_loss_figure(card_losses, "Held-out loss per genre: base64 and random repeats are the hard ones",
-                        ln_vocab=ln_vocab).show()
+plots.genre_loss_figure(
+    card_losses, "Held-out loss per genre: base64 and random repeats are the hard ones", ln_vocab=ln_vocab
+).show()
 
 # %% [markdown]
 # **Takeaway.** Senses, stories and topic paragraphs are easy: they are templates with a few slots, and the slot
@@ -175,8 +186,13 @@ print(model.to_str_tokens(prompt.text))
 logits = model(prompt.text)[0, -1]
 top = logits.topk(5)
 print(f"correct answer {prompt.answer!r}, distractor {prompt.distractor!r}")
-print("top-5 next tokens:", [(model.to_single_str_token(int(i)), round(p, 3))
-                             for i, p in zip(top.indices, logits.softmax(-1)[top.indices].tolist())])
+print(
+    "top-5 next tokens:",
+    [
+        (model.to_single_str_token(int(i)), round(p, 3))
+        for i, p in zip(top.indices, logits.softmax(-1)[top.indices].tolist())
+    ],
+)
 
 # %%
 words = " ".join(np.random.default_rng(seed).choice(corpus.REPEAT_WORDS, 8, replace=False))
@@ -196,14 +212,17 @@ print(f"mean loss on the first copy {first_copy:.2f}, on the second copy {second
 
 # %%
 ioi = zoo.ioi_metrics(model, n=n_ioi, seed=seed)
-print(f"IO beats S in {ioi['ioi_accuracy']:.0%} of {n_ioi} held-out prompts, "
-      f"mean logit difference {ioi['ioi_logit_diff']:.2f}")
+print(
+    f"IO beats S in {ioi['ioi_accuracy']:.0%} of {n_ioi} held-out prompts, "
+    f"mean logit difference {ioi['ioi_logit_diff']:.2f}"
+)
 ioi_rows = ioi_data.ioi_dataset(tok, n_ioi, seed=seed)
 _, ioi_cache = model.run_with_cache(ioi_rows.tokens, names_filter=lambda name: name.endswith("hook_pattern"))
 rows = torch.arange(len(ioi_rows))
 last_pattern = ioi_cache[f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern"]  # batch head_index query_pos key_pos
-attention_to = {role: last_pattern[rows, :, ioi_rows.end, ioi_rows.positions[role]].mean().item()
-                for role in ("IO", "S1", "S2")}
+attention_to = {
+    role: last_pattern[rows, :, ioi_rows.end, ioi_rows.positions[role]].mean().item() for role in ("IO", "S1", "S2")
+}
 shares = {name: value.mean().item() for name, value in ioi_data.component_attribution(model, ioi_rows).items()}
 print("last layer's attention from END, mean over heads:", {k: round(v, 2) for k, v in attention_to.items()})
 print("direct share of the logit difference:", {k: round(v, 2) for k, v in shares.items()})

@@ -26,14 +26,24 @@
 seed: int = 0  # 0 <= seed < 2**32; seeds model initialisation and data; the same seed gives the same numbers
 fast: bool = False  # smaller models and fewer steps (about 1 minute); every section and check still runs
 steps: int = 2000  # 100 <= steps <= 100_000; AdamW steps per batched run (fast: at most 1000)
-n_seeds: int = 5  # 1 <= n_seeds <= 20; models trained per setting; the lowest-loss one is kept, as in the paper (fast: at most 3)
-density_min: float = 0.05  # 0.001 <= density_min <= 0.05; sparsest density of the 5 -> 2 sweep (the pentagon needs 0.05 or less)
+n_seeds: int = (
+    5  # 1 <= n_seeds <= 20; models trained per setting; the lowest-loss one is kept, as in the paper (fast: at most 3)
+)
+density_min: float = (
+    0.05  # 0.001 <= density_min <= 0.05; sparsest density of the 5 -> 2 sweep (the pentagon needs 0.05 or less)
+)
 importance_decay_5to2: float = 0.9  # 0.5 <= importance_decay_5to2 <= 1.0; importance of feature i is decay**i in the 5 -> 2 model and explorer (checks assume 0.8 to 0.9)
 phase_points: int = 20  # 3 <= phase_points <= 40; grid points per axis of the 2 -> 1 phase diagram (fast: at most 8)
-phase_density_min: float = 0.01  # 0.001 <= phase_density_min <= 0.05; lowest density of the phase diagram (the paper goes to 0.01)
-dims_n_features: int = 400  # 20 <= dims_n_features <= 2000; n of the dimensions-per-feature model, paper: 400 (fast: at most 100)
+phase_density_min: float = (
+    0.01  # 0.001 <= phase_density_min <= 0.05; lowest density of the phase diagram (the paper goes to 0.01)
+)
+dims_n_features: int = (
+    400  # 20 <= dims_n_features <= 2000; n of the dimensions-per-feature model, paper: 400 (fast: at most 100)
+)
 dims_d_hidden: int = 30  # 2 <= dims_d_hidden <= dims_n_features // 2; m of that model, paper: 30 (fast: at most 10)
-dims_inverse_density_max: float = 20.0  # 5.0 <= dims_inverse_density_max <= 1000.0; that sweep runs 1/(1-S) from 1 to this (fast: at most 10)
+dims_inverse_density_max: float = (
+    20.0  # 5.0 <= dims_inverse_density_max <= 1000.0; that sweep runs 1/(1-S) from 1 to this (fast: at most 10)
+)
 
 # %%
 import torch
@@ -41,10 +51,10 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp_helpers import check_parameters, record, seed_everything
-from interp_helpers import plots, widgets
-from interp_helpers import toy_models as tm
 from interp_helpers.checkers import Exercises
 from interp_helpers.checkers import superposition as checks
+from interp_helpers.figures import plots, widgets
+from interp_helpers.superposition import toy_models as tm
 
 check_parameters("01", globals())  # the conditions declared in the parameters cell
 ex = Exercises("01")
@@ -85,6 +95,7 @@ seed_everything(seed)  # nothing below uses global randomness; each run gets tor
 #
 # </details>
 
+
 # %%
 def generate_sparse_features(
     feature_probability: Float[Tensor, "instance feature"], batch_size: int, generator: torch.Generator
@@ -117,6 +128,7 @@ generate_sparse_features = ex.check(checks.generate_sparse_features, generate_sp
 #
 # </details>
 
+
 # %%
 def relu_output_model(
     W: Float[Tensor, "instance d_hidden feature"],
@@ -146,6 +158,7 @@ relu_output_model = ex.check(checks.relu_output_model, relu_output_model)
 # Square the error, multiply by `importance.unsqueeze(-1)`, then `.sum(-2)` over features and `.mean(-1)` over the batch.
 #
 # </details>
+
 
 # %%
 def importance_weighted_loss(
@@ -187,7 +200,9 @@ print("neighbour angles at the sparsest density (degrees):", [round(a, 1) for a 
 # %%
 g = torch.Generator().manual_seed(seed)
 x = generate_sparse_features(densities.unsqueeze(-1).expand(-1, 5), 8192, g)  # one row per trained model
-loss_5 = importance_weighted_loss(relu_output_model(five.W, five.b_final, x), x, importance_5.expand(len(densities), -1))
+loss_5 = importance_weighted_loss(
+    relu_output_model(five.W, five.b_final, x), x, importance_5.expand(len(densities), -1)
+)
 print("loss, your functions:        ", [round(v, 4) for v in loss_5.tolist()])
 print("loss, package (x 5 features):", [round(v, 4) for v in (5 * five.loss).tolist()])
 
@@ -300,6 +315,7 @@ print(f"single runs stuck in another phase than their point's best: {diagram.stu
 #
 # </details>
 
+
 # %%
 def classify_phase(W: Float[Tensor, "*instance d_hidden feature"]) -> Int[Tensor, "*instance"]:
     """Phase of each 2 -> 1 model (d_hidden = 1, feature = 2) as an index into tm.PHASES."""
@@ -326,7 +342,9 @@ print({name: round(share, 3) for name, share in phase_share.items()})
 
 # %%
 plots.phase_diagram_figure(
-    phase, phase_density, phase_importance,
+    phase,
+    phase_density,
+    phase_importance,
     "2 features, 1 dimension: superposition (red) takes over as features get sparse",
 ).show()
 
@@ -375,6 +393,7 @@ print("trained", tuple(dims.W.shape), "(density, d_hidden, feature)")
 #
 # </details>
 
+
 # %%
 def dimensions_per_feature(W: Float[Tensor, "*instance d_hidden feature"]) -> Float[Tensor, "*instance"]:
     """D* = m / ||W||_F^2 per model: 1 when every represented feature has its own dimension, 1/2 for antipodal pairs."""
@@ -405,6 +424,7 @@ dimensions_per_feature = ex.check(checks.dimensions_per_feature, dimensions_per_
 #
 # </details>
 
+
 # %%
 def feature_dimensionality(W: Float[Tensor, "*instance d_hidden feature"]) -> Float[Tensor, "*instance feature"]:
     """D_i = ||W_i||^2 / sum_j (W_hat_i . W_j)^2: the share of a dimension feature i owns (0 for a dead feature)."""
@@ -432,7 +452,10 @@ print("plateau at 1/2 from 1/(1-S) =", half)
 
 # %%
 plots.dimensions_per_feature_figure(
-    inverse_density, D_star, D_i, represented,
+    inverse_density,
+    D_star,
+    D_i,
+    represented,
     f"{dims_n_features} features in {dims_d_hidden} dimensions: D* sticks at 1, then at 1/2 (antipodal pairs)",
 ).show()
 
@@ -477,7 +500,9 @@ print("share of polysemantic neurons:  ", [round(v, 2) for v in polysemantic_sha
 # colour above zero is monosemantic. Negative weights only keep a neuron quiet, since inputs are non-negative.
 
 # %%
-titles = [f"density {d:g}<br>{s:.0%} polysemantic" for d, s in zip(neuron_densities.tolist(), polysemantic_share.tolist())]
+titles = [
+    f"density {d:g}<br>{s:.0%} polysemantic" for d, s in zip(neuron_densities.tolist(), polysemantic_share.tolist())
+]
 plots.polysemantic_neurons_figure(
     neurons.W, importance_10, titles, "Hidden ReLU neurons: one feature each when dense, several each when sparse"
 ).show()
@@ -522,7 +547,11 @@ print("20 -> 10, by density: features computed", n_computed.tolist(), "| with a 
 
 # %%
 plots.abs_computation_figure(
-    basic.W[0], abs_densities, n_computed, n_pairs, d_hidden=10,
+    basic.W[0],
+    abs_densities,
+    n_computed,
+    n_pairs,
+    d_hidden=10,
     title="Computing |x|: +/- neuron pairs when dense; more features than pairs, sharing neurons, when sparse",
 ).show()
 
@@ -563,7 +592,9 @@ NOT_LEARNED, DEDICATED, ANTIPODAL = (tm.PHASES.index(p) for p in ("not learned",
 
 # Paper intro figure, 5 -> 2 ReLU output: dense -> 2 features; density <= 0.05 -> all 5 as a pentagon (72 +- 10 deg).
 assert n_represented[0] == 2, f"density 1 represents {int(n_represented[0])} features, expected 2"
-assert densities[-1] <= 0.05 + 1e-6 and n_represented[-1] == 5, f"sparsest model represents {int(n_represented[-1])} of 5"
+assert densities[-1] <= 0.05 + 1e-6 and n_represented[-1] == 5, (
+    f"sparsest model represents {int(n_represented[-1])} of 5"
+)
 assert (gaps - 72.0).abs().max() <= 10.0, f"pentagon angles {gaps.tolist()} are not within 72 +- 10 degrees"
 
 # Phase diagram (paper's 2 -> 1 figure): dense + unimportant -> not learned; dense + important -> dedicated;
@@ -587,7 +618,9 @@ assert features_per_neuron[-1].float().mean() > features_per_neuron[0].float().m
 # Computation in superposition (paper's abs models): the basic model builds 3 +/- pairs; dense 20 -> 10 computes at
 # most m/2 = 5 features, each with its own pair (no superposition); the sparsest computes more than m/2.
 assert tm.abs_pairs(basic.W[0]) == 3, "the basic abs model should give each of 3 features a +/- neuron pair"
-assert n_computed[0] <= 5 and n_pairs[0] == n_computed[0], f"dense: {int(n_computed[0])} computed, {int(n_pairs[0])} pairs"
+assert n_computed[0] <= 5 and n_pairs[0] == n_computed[0], (
+    f"dense: {int(n_computed[0])} computed, {int(n_pairs[0])} pairs"
+)
 assert n_computed[-1] > 5, f"sparse abs model computes only {int(n_computed[-1])} features"
 print("all checks passed")
 

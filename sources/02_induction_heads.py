@@ -29,7 +29,9 @@ model_name: str = "zoo-attn-only-2l"  # a 2-layer attention-only model; attn-onl
 seq_len: int = 64  # 2 * segment_min + 2 <= seq_len <= 4096; tokens per row, BOS included (at most the model's n_ctx)
 n_prompts: int = 128  # 4 <= n_prompts <= 4096; rows of repeated random tokens (fast: at most 32)
 segment_min: int = 8  # 2 <= segment_min <= 1000; shortest repeated segment (tokens)
-segment_max: int = 31  # segment_min <= segment_max <= (seq_len - 1) // 2; longest repeated segment; at most (seq_len - 1) // 2
+segment_max: int = (
+    31  # segment_min <= segment_max <= (seq_len - 1) // 2; longest repeated segment; at most (seq_len - 1) // 2
+)
 view_row: int = 0  # 0 <= view_row < n_prompts; the row shown token by token and in the attention views
 retrain: bool = False  # retrain the zoo model live (progress bar) instead of reading its training log
 retrain_steps: int = 3000  # 100 <= retrain_steps <= 100_000; steps of that run; the phase change comes after about 1500
@@ -41,15 +43,18 @@ import tempfile
 from pathlib import Path
 
 import torch
+from IPython.display import display
 from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
 from interp_helpers import check_choice, check_parameters, check_range, record, seed_everything
-from interp_helpers import attention_view, circuits, induction, plots, zoo
 from interp_helpers.checkers import Exercises
 from interp_helpers.checkers import induction as checks
-from interp_helpers.models import ZOO_DIR, load_model
+from interp_helpers.figures import plots
+from interp_helpers.modelzoo import zoo
+from interp_helpers.modelzoo.models import ZOO_DIR, load_model
+from interp_helpers.transformer_circuits import attention_view, circuits, induction
 
 check_parameters("02", globals())  # the conditions declared in the parameters cell
 ex = Exercises("02")
@@ -62,8 +67,10 @@ torch.set_grad_enabled(False)  # only the optional retraining needs gradients
 _ = seed_everything(seed)
 model = load_model(model_name)
 check_range("seq_len", seq_len, 2 * segment_min + 2, model.cfg.n_ctx)
-print(f"{model_name}: {model.cfg.n_layers} layers x {model.cfg.n_heads} heads, d_model {model.cfg.d_model}, "
-      f"n_ctx {model.cfg.n_ctx}, attention only: {model.cfg.attn_only}")
+print(
+    f"{model_name}: {model.cfg.n_layers} layers x {model.cfg.n_heads} heads, d_model {model.cfg.d_model}, "
+    f"n_ctx {model.cfg.n_ctx}, attention only: {model.cfg.attn_only}"
+)
 
 # %% [markdown]
 # ## 1 · The task: repeated random tokens
@@ -82,7 +89,7 @@ print(f"{model_name}: {model.cfg.n_layers} layers x {model.cfg.n_heads} heads, d
 # Every number in this notebook is a loss per token. Write `per_token_loss`: from `logits` [batch, pos, d_vocab]
 # and the `tokens` [batch, pos] they were computed from, return the loss (in nats) of predicting `tokens[:, i + 1]`
 # at position `i`, that is $-\log \mathrm{softmax}(\text{logits}[b, i])[\text{tokens}[b, i + 1]]$, shape
-# [batch, pos - 1] (the last position has no next token). 
+# [batch, pos - 1] (the last position has no next token).
 #
 # <details><summary>Hint</summary>
 #
@@ -90,6 +97,7 @@ print(f"{model_name}: {model.cfg.n_layers} layers x {model.cfg.n_heads} heads, d
 # `.gather(-1, tokens[:, 1:, None])` picks the next token's entry (then drop the last axis and negate).
 #
 # </details>
+
 
 # %%
 def per_token_loss(
@@ -109,8 +117,14 @@ per_token_loss = ex.check(checks.per_token_loss, per_token_loss)
 
 # %%
 pool = zoo.token_pool(model.tokenizer)  # single-token words of the corpus
-rep = induction.repeated_random_tokens(pool, n_prompts, seq_len, (segment_min, segment_max),
-                                       model.tokenizer.bos_token_id, torch.Generator().manual_seed(seed))
+rep = induction.repeated_random_tokens(
+    pool,
+    n_prompts,
+    seq_len,
+    (segment_min, segment_max),
+    model.tokenizer.bos_token_id,
+    torch.Generator().manual_seed(seed),
+)
 loss = per_token_loss(model(rep.tokens), rep.tokens)  # [batch, pos - 1]: loss of predicting token i + 1
 loss_first, loss_second = induction.repeat_losses(loss, rep)
 ln_pool = math.log(len(pool))
@@ -124,9 +138,18 @@ record("loss_second_repeat", loss_second, unit="nats")
 # predicts); the second copy's bars should collapse towards zero.
 
 # %%
-groups = ["first copy" if f else "second copy" if s else "random" for f, s in zip(rep.first[view_row, 1:], rep.second[view_row, 1:])]
-plots.token_loss_figure(attention_view.str_tokens(model, rep.tokens[view_row]), loss[view_row], groups,
-                        f"Row {view_row}: the model predicts the second copy, not the first", ln_pool, "ln(pool)").show()
+groups = [
+    "first copy" if f else "second copy" if s else "random"
+    for f, s in zip(rep.first[view_row, 1:], rep.second[view_row, 1:])
+]
+plots.token_loss_figure(
+    attention_view.str_tokens(model, rep.tokens[view_row]),
+    loss[view_row],
+    groups,
+    f"Row {view_row}: the model predicts the second copy, not the first",
+    ln_pool,
+    "ln(pool)",
+).show()
 
 # %% [markdown]
 # **Takeaway.** The first copy costs *more* than a uniform guess: the model expects words to recur, so it spreads
@@ -156,11 +179,14 @@ has_log = metrics_path.exists()  # hub models come without a training log
 if has_log:
     evals = [r for r in zoo.read_metrics(metrics_path) if "loss_second_repeat" in r]
     steps = torch.tensor([r["step"] for r in evals])
-    phase_start, phase_end = induction.phase_change_step(steps, torch.tensor([r["loss_second_repeat"] for r in evals]),
-                                                         window=min(3, len(evals) - 1))
+    phase_start, phase_end = induction.phase_change_step(
+        steps, torch.tensor([r["loss_second_repeat"] for r in evals]), window=min(3, len(evals) - 1)
+    )
     before, after = evals[int((steps == phase_start).nonzero())], evals[int((steps == phase_end).nonzero())]
-    print(f"phase change between steps {phase_start} and {phase_end} "
-          f"({before['tokens']:,.0f} to {after['tokens']:,.0f} tokens)")
+    print(
+        f"phase change between steps {phase_start} and {phase_end} "
+        f"({before['tokens']:,.0f} to {after['tokens']:,.0f} tokens)"
+    )
     for key in ("loss_second_repeat", "icl_score", "best_prev_token_score", "best_induction_score"):
         print(f"  {key:22s} {before[key]:7.3f} -> {after[key]:7.3f}")
     record("phase_start_step", phase_start)
@@ -173,8 +199,12 @@ else:
 
 # %%
 if has_log:
-    plots.phase_change_figure(evals, "Repeat loss, ICL score and head scores change together", ln_pool,
-                              phase_tokens=(before["tokens"] + after["tokens"]) / 2).show()
+    plots.phase_change_figure(
+        evals,
+        "Repeat loss, ICL score and head scores change together",
+        ln_pool,
+        phase_tokens=(before["tokens"] + after["tokens"]) / 2,
+    ).show()
 
 # %% [markdown]
 # **Takeaway.** Before the window the model already does a little better on second copies than first (it learns
@@ -214,10 +244,11 @@ if has_log:
 #
 # </details>
 
+
 # %%
 def previous_token_scores(
     pattern: Float[Tensor, "batch head_index query_pos key_pos"],
-) -> Float[Tensor, "head_index"]:
+) -> Float[Tensor, " head_index"]:
     """Mean attention from each query to the key just before it, over rows and queries >= 1."""
     # BEGIN SOLUTION
     return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, -1))
@@ -247,11 +278,12 @@ previous_token_scores = ex.check(checks.previous_token_scores, previous_token_sc
 #
 # </details>
 
+
 # %%
 def induction_scores(
     pattern: Float[Tensor, "batch head_index query_pos key_pos"],
     earlier: Int[Tensor, "batch query_pos"],
-) -> Float[Tensor, "head_index"]:
+) -> Float[Tensor, " head_index"]:
     """Mean attention from each repeated token to the token after its previous occurrence (earlier + 1).
 
     Averaged over the (row, query) pairs with earlier >= 0; `earlier` is induction.previous_occurrence(tokens).
@@ -273,11 +305,15 @@ induction_scores = ex.check(checks.induction_scores, induction_scores)
 
 # %%
 _, cache = model.run_with_cache(rep.tokens, names_filter=lambda name: name.endswith("attn.hook_pattern"))
-patterns = [cache["pattern", layer] for layer in range(model.cfg.n_layers)]  # each [batch, head_index, query_pos, key_pos]
+patterns = [
+    cache["pattern", layer] for layer in range(model.cfg.n_layers)
+]  # each [batch, head_index, query_pos, key_pos]
 earlier = induction.previous_occurrence(rep.tokens)
-scores = {"previous_token": torch.stack([previous_token_scores(p) for p in patterns]),  # each [layer, head_index]
-          "duplicate_token": torch.stack([induction.duplicate_token_score(p, earlier) for p in patterns]),
-          "induction": torch.stack([induction_scores(p, earlier) for p in patterns])}
+scores = {
+    "previous_token": torch.stack([previous_token_scores(p) for p in patterns]),  # each [layer, head_index]
+    "duplicate_token": torch.stack([induction.duplicate_token_score(p, earlier) for p in patterns]),
+    "induction": torch.stack([induction_scores(p, earlier) for p in patterns]),
+}
 prev_head = int(scores["previous_token"][0].argmax())  # layer 0
 ind_layer, ind_head = divmod(int(scores["induction"][1:].argmax()), model.cfg.n_heads)
 ind_layer += 1
@@ -301,8 +337,13 @@ ours_all = induction.head_scores(model, check_tokens, queries="all")
 detector_gap = max((ours_all[k] - theirs[k]).abs().max().item() for k in induction.HEAD_KINDS)
 print(f"largest difference from head_detector over {n_check} rows: {detector_gap:.1e}")
 record("head_detector_max_abs_diff", detector_gap)
-plots.agreement_scatter(ours_all, theirs, "Our scores (queries='all') and head_detector's agree",
-                        "induction.head_scores(queries='all')", "transformer_lens detect_head").show()
+plots.agreement_scatter(
+    ours_all,
+    theirs,
+    "Our scores (queries='all') and head_detector's agree",
+    "induction.head_scores(queries='all')",
+    "transformer_lens detect_head",
+).show()
 
 # %% [markdown]
 # **Takeaway.** One layer-0 head attends mostly to the previous token and the layer-1 heads do prefix matching;
@@ -354,13 +395,14 @@ display(attention_view.attention_heads(model, rep.tokens[view_row], layer=1))
 #
 # </details>
 
+
 # %%
 def copying_eigen_score(
     W_E: Float[Tensor, "d_vocab d_model"],
     W_V: Float[Tensor, "head_index d_model d_head"],
     W_O: Float[Tensor, "head_index d_head d_model"],
     W_U: Float[Tensor, "d_model d_vocab"],
-) -> Float[Tensor, "head_index"]:
+) -> Float[Tensor, " head_index"]:
     """Sum of eigenvalues / sum of their magnitudes of each head's W_E W_V W_O W_U, in [-1, 1]; 1 = pure copying."""
     # BEGIN SOLUTION
     small = (W_O @ W_U) @ (W_E @ W_V)  # head_index d_head d_head: the circuit's nonzero eigenvalues
@@ -377,15 +419,26 @@ copying_eigen_score = ex.check(checks.copying_eigen_score, copying_eigen_score)
 
 # %%
 W_E, W_U = model.W_E[pool], model.W_U[:, pool]  # restricted to the pool's words
-eigen = torch.stack([copying_eigen_score(W_E, model.W_V[layer], model.W_O[layer], W_U) for layer in range(model.cfg.n_layers)])
-top_k = torch.stack([circuits.diagonal_top_k_accuracy(circuits.full_ov_circuit(model, layer, pool), k=5)
-                     for layer in range(model.cfg.n_layers)])
+eigen = torch.stack(
+    [copying_eigen_score(W_E, model.W_V[layer], model.W_O[layer], W_U) for layer in range(model.cfg.n_layers)]
+)
+top_k = torch.stack(
+    [
+        circuits.diagonal_top_k_accuracy(circuits.full_ov_circuit(model, layer, pool), k=5)
+        for layer in range(model.cfg.n_layers)
+    ]
+)
 copying = circuits.CopyingScores(eigen, top_k, k=5)  # [layer, head_index] each, as circuits.copying_scores returns
-print(f"induction head L{ind_layer}H{ind_head}: eigenvalue score {copying.eigen[ind_layer, ind_head]:.2f}, "
-      f"top-{copying.k} accuracy {copying.top_k[ind_layer, ind_head]:.2f}")
+print(
+    f"induction head L{ind_layer}H{ind_head}: eigenvalue score {copying.eigen[ind_layer, ind_head]:.2f}, "
+    f"top-{copying.k} accuracy {copying.top_k[ind_layer, ind_head]:.2f}"
+)
 record("induction_head_copying_eigen", copying.eigen[ind_layer, ind_head])
-plots.head_bars({"eigenvalue score": copying.eigen, f"top-{copying.k} diagonal accuracy": copying.top_k},
-                "Layer-1 heads copy the token they attend to", "score").show()
+plots.head_bars(
+    {"eigenvalue score": copying.eigen, f"top-{copying.k} diagonal accuracy": copying.top_k},
+    "Layer-1 heads copy the token they attend to",
+    "score",
+).show()
 
 # %% [markdown]
 # **Takeaway.** The layer-1 induction heads are copying heads (a checked claim: top-5 accuracy of at least 0.5).
@@ -425,6 +478,7 @@ plots.head_bars({"eigenvalue score": copying.eigen, f"top-{copying.k} diagonal a
 #
 # </details>
 
+
 # %%
 def k_composition_scores(
     W_OV_0: Float[Tensor, "head_index d_model d_model"],
@@ -446,19 +500,27 @@ k_composition_scores = ex.check(checks.k_composition_scores, k_composition_score
 
 # %%
 ov_0, qk_1, ov_1 = model.OV[0].AB, model.QK[1].AB, model.OV[1].AB  # [head_index, d_model, d_model] each
-composition = {"q": circuits.composition_score(ov_0, qk_1), "k": k_composition_scores(ov_0, qk_1),
-               "v": circuits.composition_score(ov_0, ov_1)}  # each [layer-0 head, layer-1 head]
-random_scores = circuits.composition_baseline(model.cfg.d_model, model.cfg.d_head, 200 if fast else 1000,
-                                              torch.Generator().manual_seed(seed))
+composition = {
+    "q": circuits.composition_score(ov_0, qk_1),
+    "k": k_composition_scores(ov_0, qk_1),
+    "v": circuits.composition_score(ov_0, ov_1),
+}  # each [layer-0 head, layer-1 head]
+random_scores = circuits.composition_baseline(
+    model.cfg.d_model, model.cfg.d_head, 200 if fast else 1000, torch.Generator().manual_seed(seed)
+)
 baseline_mean, baseline_p95 = random_scores.mean().item(), random_scores.quantile(0.95).item()
 k_comp = composition["k"]
 writer, reader = divmod(int(k_comp.argmax()), k_comp.shape[1])  # the strongest of all layer-0 -> layer-1 pairs
 pair_k = k_comp[writer, reader].item()
-print(f"strongest K-composition of all {k_comp.numel()} pairs: L0H{writer} -> L1H{reader}, {pair_k:.3f} "
-      f"(Q {composition['q'][writer, reader]:.3f}, V {composition['v'][writer, reader]:.3f}; "
-      f"random pairs: mean {baseline_mean:.3f}, 95th percentile {baseline_p95:.3f})")
-print(f"L1H{reader}'s induction score {scores['induction'][1, reader]:.2f}; the top-scoring induction head "
-      f"L1H{ind_head} reads L0H{prev_head} with K-composition {k_comp[prev_head, ind_head]:.3f}")
+print(
+    f"strongest K-composition of all {k_comp.numel()} pairs: L0H{writer} -> L1H{reader}, {pair_k:.3f} "
+    f"(Q {composition['q'][writer, reader]:.3f}, V {composition['v'][writer, reader]:.3f}; "
+    f"random pairs: mean {baseline_mean:.3f}, 95th percentile {baseline_p95:.3f})"
+)
+print(
+    f"L1H{reader}'s induction score {scores['induction'][1, reader]:.2f}; the top-scoring induction head "
+    f"L1H{ind_head} reads L0H{prev_head} with K-composition {k_comp[prev_head, ind_head]:.3f}"
+)
 record("k_composition_pair", pair_k)
 plots.composition_figure(composition, baseline_mean, "K-composition dominates; white is the random-pair mean").show()
 
@@ -498,9 +560,13 @@ plots.composition_figure(composition, baseline_mean, "K-composition dominates; w
 #
 # </details>
 
+
 # %%
 def ablate_head_hook(
-    z: Float[Tensor, "batch pos head_index d_head"], hook: HookPoint, head: int, kind: str = "zero",
+    z: Float[Tensor, "batch pos head_index d_head"],
+    hook: HookPoint,
+    head: int,
+    kind: str = "zero",
 ) -> Float[Tensor, "batch pos head_index d_head"]:
     """z with one head's output zeroed (kind="zero") or set to its batch mean at each position (kind="mean")."""
     # BEGIN SOLUTION
@@ -518,11 +584,16 @@ ablate_head_hook = ex.check(checks.ablate_head_hook, ablate_head_hook)
 # %%
 ablation = {kind: circuits.ablate_each_head(model, rep.tokens, rep.second, kind=kind) for kind in circuits.ABLATIONS}
 prev_increase = ablation["zero"].increase[0, prev_head].item()
-print(f"second-copy loss {ablation['zero'].clean:.2f} nats; zero-ablating L0H{prev_head} adds {prev_increase:.2f}, "
-      f"zero-ablating L{ind_layer}H{ind_head} adds {ablation['zero'].increase[ind_layer, ind_head]:.2f}")
+print(
+    f"second-copy loss {ablation['zero'].clean:.2f} nats; zero-ablating L0H{prev_head} adds {prev_increase:.2f}, "
+    f"zero-ablating L{ind_layer}H{ind_head} adds {ablation['zero'].increase[ind_layer, ind_head]:.2f}"
+)
 record("prev_token_ablation_increase", prev_increase, unit="nats")
-plots.head_bars({f"{kind}-ablation": a.increase for kind, a in ablation.items()},
-                "Without the previous-token head, induction collapses", "increase in second-copy loss (nats)").show()
+plots.head_bars(
+    {f"{kind}-ablation": a.increase for kind, a in ablation.items()},
+    "Without the previous-token head, induction collapses",
+    "increase in second-copy loss (nats)",
+).show()
 
 # %% [markdown]
 # **Your hook, one head at a time**, must give the stacked pass's number: mean-ablate the previous-token head with
@@ -532,8 +603,10 @@ plots.head_bars({f"{kind}-ablation": a.increase for kind, a in ablation.items()}
 mean_hook = functools.partial(ablate_head_hook, head=prev_head, kind="mean")
 logits = model.run_with_hooks(rep.tokens, fwd_hooks=[("blocks.0.attn.hook_z", mean_hook)])
 yours = induction.masked_mean(per_token_loss(logits, rep.tokens), rep.second)
-print(f"mean-ablating L0H{prev_head}: second-copy loss {yours:.4f} nats with your hook, "
-      f"{ablation['mean'].ablated[0, prev_head]:.4f} from the stacked pass")
+print(
+    f"mean-ablating L0H{prev_head}: second-copy loss {yours:.4f} nats with your hook, "
+    f"{ablation['mean'].ablated[0, prev_head]:.4f} from the stacked pass"
+)
 
 # %% [markdown]
 # **Takeaway.** Ablating the previous-token head costs more than any single induction head: every induction head
@@ -555,16 +628,30 @@ print(f"mean-ablating L0H{prev_head}: second-copy loss {yours:.4f} nats with you
 induction_heads = [(ind_layer, h) for h in range(model.cfg.n_heads) if scores["induction"][ind_layer, h] >= 0.3]
 loss_top = circuits.ablate_heads(model, rep.tokens, [(ind_layer, ind_head)], rep.second)
 loss_all = circuits.ablate_heads(model, rep.tokens, induction_heads, rep.second)
-print(f"second-copy loss: clean {loss_second:.2f}, top induction head ablated {loss_top:.2f}, "
-      f"all {len(induction_heads)} induction heads ablated {loss_all:.2f} (first copy: {loss_first:.2f})")
-zero_head = lambda layer, head: [(f"blocks.{layer}.attn.hook_z", functools.partial(ablate_head_hook, head=head))]
-attribution = {"clean": circuits.head_logit_attribution(model, rep.tokens, rep.second),
-               f"L{ind_layer}H{ind_head} ablated": circuits.head_logit_attribution(model, rep.tokens, rep.second, zero_head(ind_layer, ind_head)),
-               f"L0H{prev_head} ablated": circuits.head_logit_attribution(model, rep.tokens, rep.second, zero_head(0, prev_head))}
+print(
+    f"second-copy loss: clean {loss_second:.2f}, top induction head ablated {loss_top:.2f}, "
+    f"all {len(induction_heads)} induction heads ablated {loss_all:.2f} (first copy: {loss_first:.2f})"
+)
+
+
+def zero_head(layer: int, head: int) -> list:
+    return [(f"blocks.{layer}.attn.hook_z", functools.partial(ablate_head_hook, head=head))]
+
+
+attribution = {
+    "clean": circuits.head_logit_attribution(model, rep.tokens, rep.second),
+    f"L{ind_layer}H{ind_head} ablated": circuits.head_logit_attribution(
+        model, rep.tokens, rep.second, zero_head(ind_layer, ind_head)
+    ),
+    f"L0H{prev_head} ablated": circuits.head_logit_attribution(model, rep.tokens, rep.second, zero_head(0, prev_head)),
+}
 record("loss_top_induction_ablated", loss_top, unit="nats")
 record("loss_all_induction_ablated", loss_all, unit="nats")
-plots.head_bars(attribution, "Other induction heads do not step in; they were already working",
-                "direct logit attribution to the correct token").show()
+plots.head_bars(
+    attribution,
+    "Other induction heads do not step in; they were already working",
+    "direct logit attribution to the correct token",
+).show()
 
 # %% [markdown]
 # **Takeaway.** With the top induction head gone, the other layer-1 heads attend and write exactly as before; their
@@ -588,7 +675,9 @@ assert best_ind >= 0.6, f"best induction score {best_ind:.3f} < 0.6"
 # the previous-token head into an induction head; K is that pair's strongest kind of composition, above random pairs.
 assert writer == prev_head, f"strongest K-composition is from L0H{writer}, not the previous-token head L0H{prev_head}"
 assert scores["induction"][1, reader] >= 0.6, f"L1H{reader} (strongest K-composition) is not an induction head"
-assert pair_k > max(composition["q"][writer, reader], composition["v"][writer, reader]), "K is not the strongest composition"
+assert pair_k > max(composition["q"][writer, reader], composition["v"][writer, reader]), (
+    "K is not the strongest composition"
+)
 assert pair_k > baseline_p95, f"K-composition {pair_k:.3f} is within random pairs (95th percentile {baseline_p95:.3f})"
 # Induction heads copy what they attend to; previous-token-style layer-0 heads do not (section 5's reading of W_OV).
 induction_mask = scores["induction"][1] >= 0.3

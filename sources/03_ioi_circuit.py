@@ -44,12 +44,13 @@ from transformer_lens import ActivationCache, HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
 from interp_helpers import check_parameters, record, seed_everything
-from interp_helpers import ioi, ioi_circuit, patching, plots
 from interp_helpers.checkers import Exercises
 from interp_helpers.checkers import ioi as checks
-from interp_helpers.corpus_view import html_table
-from interp_helpers.ioi_circuit import Receiver
-from interp_helpers.models import load_model
+from interp_helpers.figures import plots
+from interp_helpers.modelzoo.corpus_view import html_table
+from interp_helpers.modelzoo.models import load_model
+from interp_helpers.transformer_circuits import ioi, ioi_circuit, patching
+from interp_helpers.transformer_circuits.ioi_circuit import Receiver
 
 check_parameters("03", globals())  # the conditions declared in the parameters cell
 ex = Exercises("03")
@@ -102,6 +103,7 @@ print(f"right-padded to {clean.tokens.shape[1]} tokens; END sits at positions {s
 #
 # </details>
 
+
 # %%
 def logit_diff_per_prompt(
     logits: Float[Tensor, "batch pos d_vocab"],
@@ -120,15 +122,21 @@ def logit_diff_per_prompt(
 logit_diff_per_prompt = ex.check(checks.logit_diff_per_prompt, logit_diff_per_prompt)
 
 # %%
-per_prompt = {name: logit_diff_per_prompt(model(ds.tokens), ds.end, ds.io_token, ds.s_token)
-              for name, ds in sets.items()}  # the clean IO and S in every set: the metric compares those
+per_prompt = {
+    name: logit_diff_per_prompt(model(ds.tokens), ds.end, ds.io_token, ds.s_token) for name, ds in sets.items()
+}  # the clean IO and S in every set: the metric compares those
 logit_diff = {name: value.mean().item() for name, value in per_prompt.items()}
 accuracy = (per_prompt["clean"] > 0).float().mean().item()  # IO beats S
 metric = ioi_circuit.ioi_metric(model, clean, corrupted)  # the same difference at END, normalised for patching
-display(html_table([{"set": name, "example": ds.texts[0], "logit diff IO - S": logit_diff[name]}
-                    for name, ds in sets.items()]))
-print(f"clean accuracy {accuracy:.1%}; {len(set(clean.templates.tolist()))} templates, "
-      f"{sum(o == 'ABBA' for o in clean.orders)} ABBA / {sum(o == 'BABA' for o in clean.orders)} BABA")
+display(
+    html_table(
+        [{"set": name, "example": ds.texts[0], "logit diff IO - S": logit_diff[name]} for name, ds in sets.items()]
+    )
+)
+print(
+    f"clean accuracy {accuracy:.1%}; {len(set(clean.templates.tolist()))} templates, "
+    f"{sum(o == 'ABBA' for o in clean.orders)} ABBA / {sum(o == 'BABA' for o in clean.orders)} BABA"
+)
 record("logit_diff_clean", round(logit_diff["clean"], 3))
 record("logit_diff_abc", round(logit_diff["ABC"], 3))
 record("logit_diff_flipped", round(logit_diff["flipped"], 3))
@@ -168,6 +176,7 @@ record("accuracy_clean", round(accuracy, 3))
 #
 # </details>
 
+
 # %%
 def residual_logit_diff_attribution(
     stack: Float[Tensor, "component batch d_model"],
@@ -196,22 +205,33 @@ ln_scale = clean_cache["ln_final.hook_scale"][rows, end]  # batch 1
 directions = ioi.logit_diff_directions(model, clean)  # batch d_model
 per_component = residual_logit_diff_attribution(stack[:, rows, end], ln_scale, directions)  # component batch
 ln_bias = getattr(model.ln_final, "b", torch.zeros(model.cfg.d_model))  # folded LayerNorms keep it in b_U
-bias = model.b_U[clean.io_token] - model.b_U[clean.s_token] + \
-    ln_bias @ (model.W_U[:, clean.io_token] - model.W_U[:, clean.s_token])
+bias = (
+    model.b_U[clean.io_token]
+    - model.b_U[clean.s_token]
+    + ln_bias @ (model.W_U[:, clean.io_token] - model.W_U[:, clean.s_token])
+)
 shares = {**dict(zip(labels, per_component.mean(-1).tolist())), "bias": bias.mean().item()}
 print(f"the shares add up to {sum(shares.values()):.3f}; the model's logit difference is {logit_diff['clean']:.3f}")
 
 # %%
 z_end = torch.stack([clean_cache["z", l][rows, end] for l in range(n_layers)])  # layer batch head_index d_head
-head_out_end = einops.einsum(z_end, model.W_O, "layer batch head_index d_head, layer head_index d_head d_model "
-                                               "-> layer head_index batch d_model")
+head_out_end = einops.einsum(
+    z_end, model.W_O, "layer batch head_index d_head, layer head_index d_head d_model -> layer head_index batch d_model"
+)
 head_direct = residual_logit_diff_attribution(head_out_end.flatten(0, 1), ln_scale, directions)
 head_direct = head_direct.mean(-1).view(n_layers, n_heads)  # layer head_index, averaged over prompts
-plots.attribution_figure(shares, logit_diff["clean"],
-                         "The MLPs write the answer; attention's direct share is small").show()
-plots.labelled_heatmap(head_direct, title="Direct logit attribution of every head (IO - S, nats)",
-                       x_title="head", y_title="layer", x_labels=[f"H{h}" for h in range(n_heads)],
-                       y_labels=[f"L{l}" for l in range(n_layers)], colorbar_title="logit diff").show()
+plots.attribution_figure(
+    shares, logit_diff["clean"], "The MLPs write the answer; attention's direct share is small"
+).show()
+plots.labelled_heatmap(
+    head_direct,
+    title="Direct logit attribution of every head (IO - S, nats)",
+    x_title="head",
+    y_title="layer",
+    x_labels=[f"H{h}" for h in range(n_heads)],
+    y_labels=[f"L{l}" for l in range(n_layers)],
+    colorbar_title="logit diff",
+).show()
 record("direct_share_attention", round(sum(v for k, v in shares.items() if "attn" in k), 3))
 record("direct_share_mlps", round(sum(v for k, v in shares.items() if "mlp" in k), 3))
 record("max_head_direct", round(head_direct.abs().max().item(), 3))
@@ -247,6 +267,7 @@ record("max_head_direct", round(head_direct.abs().max().item(), 3))
 # `z[rows, pos, head]` with `rows = torch.arange(z.shape[0])`, as in exercise 3.1.
 #
 # </details>
+
 
 # %%
 def patch_head_z(
@@ -290,6 +311,7 @@ patch_head_z = ex.check(checks.patch_head_z, patch_head_z)
 #
 # </details>
 
+
 # %%
 def patch_each_head(
     model: HookedTransformer,
@@ -320,10 +342,13 @@ patch_each_head = ex.check(checks.patch_each_head, patch_each_head)
 # queries, keys, values and pattern.
 
 # %%
-head_out = patch_each_head(model, corrupted.tokens, clean_cache, metric.metric, metric.clean_value,
-                           metric.corrupted_value)  # layer head_index; = patching.attn_head_out_all_pos(..., metric)
-head_parts = {kind: getattr(patching, f"attn_head_{kind}_all_pos")(model, corrupted.tokens, clean_cache, metric)
-              for kind in ("q", "k", "v", "pattern")}
+head_out = patch_each_head(
+    model, corrupted.tokens, clean_cache, metric.metric, metric.clean_value, metric.corrupted_value
+)  # layer head_index; = patching.attn_head_out_all_pos(..., metric)
+head_parts = {
+    kind: getattr(patching, f"attn_head_{kind}_all_pos")(model, corrupted.tokens, clean_cache, metric)
+    for kind in ("q", "k", "v", "pattern")
+}
 many = ioi.ioi_dataset(tok, 20 * n_prompts, seed)  # enough prompts that one layout has several rows
 one_layout = ioi.select(many, ioi.same_layout(many, 0)[:32])
 one_layout_corrupted = ioi.corrupted_dataset(one_layout, tok, corruption, seed)
@@ -335,18 +360,37 @@ print(f"one layout: {len(one_layout)} prompts like {one_layout.texts[0]!r}")
 
 # %%
 roles = {int(one_layout.positions[r][0]): r for r in ioi.ROLES}
-position_labels = [f"{t!r}{' (' + roles[i] + ')' if i in roles else ''}"
-                   for i, t in enumerate(model.to_str_tokens(one_layout.tokens[0]))]
-plots.labelled_heatmap(resid, title="Residual stream patching: the name information moves to END in layer 0",
-                       x_title="position", y_title="block input", x_labels=position_labels,
-                       y_labels=[f"resid_pre {l}" for l in range(n_layers)], text_format=".1f", width=950,
-                       height=330).show()
-plots.head_bars({"output (all positions)": head_out, **{k: v for k, v in head_parts.items()}},
-                "Patching each head's output, queries, keys, values or pattern (1 = fully restored)",
-                "normalised logit difference").show()
-plots.labelled_heatmap(head_by_pos[0].T, title="Layer-0 heads' outputs patched one position at a time",
-                       x_title="position", y_title="head", x_labels=position_labels,
-                       y_labels=[f"L0H{h}" for h in range(n_heads)], text_format=".1f", width=950, height=280).show()
+position_labels = [
+    f"{t!r}{' (' + roles[i] + ')' if i in roles else ''}"
+    for i, t in enumerate(model.to_str_tokens(one_layout.tokens[0]))
+]
+plots.labelled_heatmap(
+    resid,
+    title="Residual stream patching: the name information moves to END in layer 0",
+    x_title="position",
+    y_title="block input",
+    x_labels=position_labels,
+    y_labels=[f"resid_pre {l}" for l in range(n_layers)],
+    text_format=".1f",
+    width=950,
+    height=330,
+).show()
+plots.head_bars(
+    {"output (all positions)": head_out, **{k: v for k, v in head_parts.items()}},
+    "Patching each head's output, queries, keys, values or pattern (1 = fully restored)",
+    "normalised logit difference",
+).show()
+plots.labelled_heatmap(
+    head_by_pos[0].T,
+    title="Layer-0 heads' outputs patched one position at a time",
+    x_title="position",
+    y_title="head",
+    x_labels=position_labels,
+    y_labels=[f"L0H{h}" for h in range(n_heads)],
+    text_format=".1f",
+    width=950,
+    height=280,
+).show()
 record("patch_head_out_L0", [round(v, 3) for v in head_out[0].tolist()])
 
 # %% [markdown]
@@ -390,6 +434,7 @@ record("patch_head_out_L0", [round(v, 3) for v in head_out[0].tolist()])
 #
 # </details>
 
+
 # %%
 def attribution_patch_heads(
     model: HookedTransformer,
@@ -418,9 +463,13 @@ attribution_patch_heads = ex.check(checks.attribution_patch_heads, attribution_p
 # %%
 estimate = attribution_patch_heads(model, corrupted.tokens, clean_cache, metric)
 attribution_corr = float(np.corrcoef(estimate.flatten().numpy(), head_out.flatten().numpy())[0, 1])
-plots.agreement_scatter({"head output": head_out}, {"head output": estimate},
-                        f"Attribution patching against exact patching, every head (r = {attribution_corr:.3f})",
-                        "exact activation patching", "attribution patching (linear estimate)").show()
+plots.agreement_scatter(
+    {"head output": head_out},
+    {"head output": estimate},
+    f"Attribution patching against exact patching, every head (r = {attribution_corr:.3f})",
+    "exact activation patching",
+    "attribution patching (linear estimate)",
+).show()
 record("attribution_vs_activation_corr", round(attribution_corr, 4))
 
 # %% [markdown]
@@ -466,6 +515,7 @@ record("attribution_vs_activation_corr", round(attribution_corr, 4))
 # Step 3's hook is exercise 3.3's indexing on a [batch pos d_model] tensor.
 #
 # </details>
+
 
 # %%
 def path_patch_head_to_mlp(
@@ -530,23 +580,43 @@ receivers = {
     "later heads' queries at END": [Receiver("q", l, pos=end) for l in range(1, n_layers)],
     "logits (direct)": [ioi_circuit.final_resid(model, end)],
 }
-paths = {name: 1 - ioi_circuit.path_patch_all_heads(model, clean.tokens, corrupted.tokens, r, metric)
-         for name, r in receivers.items()}
-mlp_paths = {name: 1 - ioi_circuit.path_patch_all_mlps(model, clean.tokens, corrupted.tokens, r, metric)
-             for name, r in receivers.items() if "queries" not in name}
-plots.head_bars({name: grid.nan_to_num(0.0) for name, grid in paths.items()},
-                "Each head's effect, by where it goes (damage; NaN layers show as 0)", "damage").show()
-display(html_table([{"MLP": f"MLP{l}", **{name: float(v[l]) for name, v in mlp_paths.items()}}
-                    for l in range(n_layers)]))
+paths = {
+    name: 1 - ioi_circuit.path_patch_all_heads(model, clean.tokens, corrupted.tokens, r, metric)
+    for name, r in receivers.items()
+}
+mlp_paths = {
+    name: 1 - ioi_circuit.path_patch_all_mlps(model, clean.tokens, corrupted.tokens, r, metric)
+    for name, r in receivers.items()
+    if "queries" not in name
+}
+plots.head_bars(
+    {name: grid.nan_to_num(0.0) for name, grid in paths.items()},
+    "Each head's effect, by where it goes (damage; NaN layers show as 0)",
+    "damage",
+).show()
+display(
+    html_table([{"MLP": f"MLP{l}", **{name: float(v[l]) for name, v in mlp_paths.items()}} for l in range(n_layers)])
+)
 record("path_L0_to_mlps", [round(v, 3) for v in paths["MLP inputs at END"][0].tolist()])
 
 # %%
 # Your function, one receiver: how much of each layer-0 head's effect enters MLP0 alone? (damage, as above)
-into_mlp0 = [1 - float(path_patch_head_to_mlp(model, clean.tokens, corrupted.tokens, (0, h), 0, end, metric))
-             for h in range(n_heads)]
-display(html_table([{"sender": f"L0H{h}", "into MLP0 at END (yours)": into_mlp0[h],
-                     "into every MLP at END (package)": float(paths["MLP inputs at END"][0, h])}
-                    for h in range(n_heads)]))
+into_mlp0 = [
+    1 - float(path_patch_head_to_mlp(model, clean.tokens, corrupted.tokens, (0, h), 0, end, metric))
+    for h in range(n_heads)
+]
+display(
+    html_table(
+        [
+            {
+                "sender": f"L0H{h}",
+                "into MLP0 at END (yours)": into_mlp0[h],
+                "into every MLP at END (package)": float(paths["MLP inputs at END"][0, h]),
+            }
+            for h in range(n_heads)
+        ]
+    )
+)
 
 # %% [markdown]
 # **Takeaway.** The important layer-0 heads act almost entirely through the MLPs at END, not through any later head
@@ -569,13 +639,41 @@ display(html_table([{"sender": f"L0H{h}", "into MLP0 at END (yours)": into_mlp0[
 attention = ioi_circuit.ioi_attention_scores(model, clean)
 copying = ioi_circuit.name_copy_scores(model, ioi_circuit.name_tokens(tok))
 effects = ioi_circuit.knockout(model, clean, abc_sets, heads=[])  # each component alone mean-ablated
-evidence = {**attention, "direct": head_direct, "total": effects.head_total, "copying": copying.raw.eigen,
-            "to_mlps": paths["MLP inputs at END"], "to_queries": paths["later heads' queries at END"].nan_to_num(0.0)}
+evidence = {
+    **attention,
+    "direct": head_direct,
+    "total": effects.head_total,
+    "copying": copying.raw.eigen,
+    "to_mlps": paths["MLP inputs at END"],
+    "to_queries": paths["later heads' queries at END"].nan_to_num(0.0),
+}
 role_table = ioi_circuit.classify_heads(evidence, logit_diff["clean"])
-plots.head_score_heatmaps({k: attention[k] for k in ("END->IO", "END->S1", "END->S2", "S2->S1")},
-                          "Where heads look: from END to each name, and from S2 back to S1").show()
-display(html_table([{key: row[key] for key in ("head", "roles", "causal", "END->IO", "END->S2", "S2->S1",
-                                                "copying", "to_mlps", "direct", "total")} for row in role_table]))
+plots.head_score_heatmaps(
+    {k: attention[k] for k in ("END->IO", "END->S1", "END->S2", "S2->S1")},
+    "Where heads look: from END to each name, and from S2 back to S1",
+).show()
+display(
+    html_table(
+        [
+            {
+                key: row[key]
+                for key in (
+                    "head",
+                    "roles",
+                    "causal",
+                    "END->IO",
+                    "END->S2",
+                    "S2->S1",
+                    "copying",
+                    "to_mlps",
+                    "direct",
+                    "total",
+                )
+            }
+            for row in role_table
+        ]
+    )
+)
 record("causal_roles", [f"{row['head']}: {row['roles']}" for row in role_table if row["causal"]])
 
 # %% [markdown]
@@ -631,8 +729,10 @@ circuit_heads = [(l, h) for l in range(n_layers) for h in range(n_heads) if abs(
 circuit_mlps = [l for l in range(n_layers) if abs(effects.mlp_total[l]) >= threshold]
 faith = ioi_circuit.faithfulness(model, clean, abc_sets, circuit_heads, circuit_mlps)
 print(f"circuit: heads {[f'L{l}H{h}' for l, h in circuit_heads]}, MLPs {circuit_mlps}")
-print(f"logit diff: model {faith.model:.2f}, circuit alone {faith.circuit:.2f}, nothing {faith.empty:.2f} "
-      f"-> faithfulness {faith.fraction:.1%}")
+print(
+    f"logit diff: model {faith.model:.2f}, circuit alone {faith.circuit:.2f}, nothing {faith.empty:.2f} "
+    f"-> faithfulness {faith.fraction:.1%}"
+)
 record("circuit", [f"L{l}H{h}" for l, h in circuit_heads] + [f"MLP{l}" for l in circuit_mlps])
 record("faithfulness", round(faith.fraction, 4))
 
@@ -651,13 +751,17 @@ record("faithfulness", round(faith.fraction, 4))
 # %%
 key_head = max(circuit_heads, key=lambda lh: float(effects.head_total[lh]))
 knocked = ioi_circuit.knockout(model, clean, abc_sets, heads=[key_head])
-plots.head_bars({"before": knocked.head_total, f"after knocking out L{key_head[0]}H{key_head[1]}": knocked.head_total_after},
-                "Each head's total effect (logit diff lost when it is mean-ablated), before and after",
-                "logit difference lost").show()
+plots.head_bars(
+    {"before": knocked.head_total, f"after knocking out L{key_head[0]}H{key_head[1]}": knocked.head_total_after},
+    "Each head's total effect (logit diff lost when it is mean-ablated), before and after",
+    "logit difference lost",
+).show()
 survives = knocked.knocked_logit_diff / knocked.logit_diff
-print(f"knocking out L{key_head[0]}H{key_head[1]}: logit diff {knocked.logit_diff:.2f} -> "
-      f"{knocked.knocked_logit_diff:.2f} ({survives:.0%} survives); largest growth of another head "
-      f"{knocked.head_growth.nan_to_num(0).max():.2f}, of an MLP {knocked.mlp_growth.max():.2f}")
+print(
+    f"knocking out L{key_head[0]}H{key_head[1]}: logit diff {knocked.logit_diff:.2f} -> "
+    f"{knocked.knocked_logit_diff:.2f} ({survives:.0%} survives); largest growth of another head "
+    f"{knocked.head_growth.nan_to_num(0).max():.2f}, of an MLP {knocked.mlp_growth.max():.2f}"
+)
 record("key_head", f"L{key_head[0]}H{key_head[1]}")
 record("knockout_survives", round(survives, 3))
 
@@ -685,8 +789,12 @@ assert logit_diff["flipped"] <= 0, logit_diff
 assert attribution_corr >= 0.8, attribution_corr
 assert faith.fraction >= 0.7, faith
 # A head class other than name movers, with causal evidence: attention role + path into the MLPs + total effect.
-other = [row for row in role_table if row["causal"] and
-         any(r in row["roles"] for r in ("recent-name mover", "all-names mover", "S-inhibition", "duplicate-token"))]
+other = [
+    row
+    for row in role_table
+    if row["causal"]
+    and any(r in row["roles"] for r in ("recent-name mover", "all-names mover", "S-inhibition", "duplicate-token"))
+]
 assert other, role_table
 if model_name.startswith("zoo-"):
     # No name movers: no head's direct share reaches 10% of the logit difference; the MLPs write most of it.

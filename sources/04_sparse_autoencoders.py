@@ -45,11 +45,14 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from interp_helpers import check_choice, check_parameters, check_range, record, seed_everything
-from interp_helpers import activations, features, plots, recovery, sae as sae_lib, zoo
 from interp_helpers.checkers import Exercises
 from interp_helpers.checkers import sae as checks
-from interp_helpers.corpus_view import html_table
-from interp_helpers.models import load_model
+from interp_helpers.dictionaries import activations, features, recovery
+from interp_helpers.dictionaries import sae as sae_lib
+from interp_helpers.figures import plots
+from interp_helpers.modelzoo import zoo
+from interp_helpers.modelzoo.corpus_view import html_table
+from interp_helpers.modelzoo.models import load_model
 
 check_parameters("04", globals())  # the conditions declared in the parameters cell
 ex = Exercises("04")
@@ -78,14 +81,21 @@ check_range("k", k, 1, expansion * d_in)
 workdir = tempfile.TemporaryDirectory() if not cache_dir else None
 cache_path = cache_dir or workdir.name
 token_batches = zoo.packed_batches(spec.corpus(), model.tokenizer, 16, spec.n_ctx)
-cache = activations.cache_activations(activations.iter_activations(model, token_batches, hook_name), cache_path,
-                                      n_tokens=n_train_tokens, shard_tokens=32_768, hook_name=hook_name)
+cache = activations.cache_activations(
+    activations.iter_activations(model, token_batches, hook_name),
+    cache_path,
+    n_tokens=n_train_tokens,
+    shard_tokens=32_768,
+    hook_name=hook_name,
+)
 held_out = activations.labelled_rows(spec.corpus("eval", zoo.EVAL_SEED), model.tokenizer, n_eval_rows, spec.n_ctx)
 eval_acts = activations.collect_activations(model, held_out.tokens, hook_name, keep=held_out.keep)
 eval_labels = activations.flatten_labels(held_out.labels, held_out.keep)
 print(cache)
-print(f"held out: {eval_acts.shape[0]} tokens x {eval_acts.shape[1]}; "
-      f"mean activation norm {eval_acts.norm(dim=-1).mean():.1f}")
+print(
+    f"held out: {eval_acts.shape[0]} tokens x {eval_acts.shape[1]}; "
+    f"mean activation norm {eval_acts.norm(dim=-1).mean():.1f}"
+)
 
 
 # %% [markdown]
@@ -118,6 +128,7 @@ print(f"held out: {eval_acts.shape[0]} tokens x {eval_acts.shape[1]}; "
 # next exercise.
 #
 # </details>
+
 
 # %%
 def sae_forward(
@@ -159,6 +170,7 @@ sae_forward = ex.check(checks.sae_forward, sae_forward)
 #
 # </details>
 
+
 # %%
 def topk_activation(pre: Float[Tensor, "batch d_sae"], k: int) -> Float[Tensor, "batch d_sae"]:
     """ReLU of the k largest entries of each row of `pre`; every other entry 0."""
@@ -178,18 +190,32 @@ topk_activation = ex.check(checks.topk_activation, topk_activation)
 # this forward pass with a sparse backward and AuxK; the held-out codes below come from your two functions, with each
 # architecture's activation in eval mode (BatchTopK's global threshold, JumpReLU's learned ones).
 
+
 # %%
 def train(arch: str, n_steps: int, **extra) -> tuple[sae_lib.SAE, list[dict]]:
-    cfg = sae_lib.SAEConfig(d_in=d_in, d_sae=expansion * d_in, architecture=arch, k=k, steps=n_steps,
-                            batch_size=batch_size, seed=seed, dead_tokens=100_000, **extra)
+    cfg = sae_lib.SAEConfig(
+        d_in=d_in,
+        d_sae=expansion * d_in,
+        architecture=arch,
+        k=k,
+        steps=n_steps,
+        batch_size=batch_size,
+        seed=seed,
+        dead_tokens=100_000,
+        **extra,
+    )
     batches = cache.iter_batches(batch_size, torch.Generator().manual_seed(seed))
     return sae_lib.train_sae(cfg, batches)
 
+
 sae, history = train(architecture, steps)
 torch.set_grad_enabled(False)  # nothing below trains
-activation = {"topk": functools.partial(topk_activation, k=k), "relu": torch.relu,
-              "batchtopk": lambda pre: torch.relu(pre) * (pre > sae.threshold),
-              "jumprelu": lambda pre: pre * (pre > sae.log_threshold.exp())}[architecture]
+activation = {
+    "topk": functools.partial(topk_activation, k=k),
+    "relu": torch.relu,
+    "batchtopk": lambda pre: torch.relu(pre) * (pre > sae.threshold),
+    "jumprelu": lambda pre: pre * (pre > sae.log_threshold.exp()),
+}[architecture]
 # token d_sae, exactly 0 where a latent is off; token d_in
 codes, recon = sae_forward(eval_acts, sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec, activation)
 
@@ -213,6 +239,7 @@ codes, recon = sae_forward(eval_acts, sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec
 # ratios.
 #
 # </details>
+
 
 # %%
 def explained_variance(x: Float[Tensor, "batch d_in"], recon: Float[Tensor, "batch d_in"]) -> Float[Tensor, ""]:
@@ -245,9 +272,11 @@ explained_variance = ex.check(checks.explained_variance, explained_variance)
 #
 # </details>
 
+
 # %%
-def dead_and_dense_fractions(codes: Float[Tensor, "batch d_sae"],
-                             dense_above: float = 0.1) -> tuple[Float[Tensor, ""], Float[Tensor, ""]]:
+def dead_and_dense_fractions(
+    codes: Float[Tensor, "batch d_sae"], dense_above: float = 0.1
+) -> tuple[Float[Tensor, ""], Float[Tensor, ""]]:
     """(fraction of latents never nonzero, fraction nonzero on more than `dense_above` of the rows)."""
     # BEGIN SOLUTION
     density = (codes != 0).float().mean(dim=0)  # fraction of rows on which each latent fires
@@ -286,10 +315,13 @@ dead_and_dense_fractions = ex.check(checks.dead_and_dense_fractions, dead_and_de
 #
 # </details>
 
+
 # %%
-def ce_loss_recovered(model: HookedTransformer, sae: sae_lib.SAE, hook_name: str,
-                      tokens: Int[Tensor, "batch pos"]) -> dict[str, float]:
+def ce_loss_recovered(
+    model: HookedTransformer, sae: sae_lib.SAE, hook_name: str, tokens: Int[Tensor, "batch pos"]
+) -> dict[str, float]:
     """Next-token loss clean, with the SAE spliced in at `hook_name`, zero-ablated; and the share recovered."""
+
     # BEGIN SOLUTION
     def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"]) -> float:
         logprobs = logits[:, :-1].log_softmax(dim=-1)  # position i predicts token i + 1
@@ -322,8 +354,10 @@ metrics["dead_fraction"], metrics["dense_fraction"] = (f.item() for f in dead_an
 metrics["density"] = sae_lib.feature_density(codes)  # per latent, for the histogram below
 ce = ce_loss_recovered(model, sae, hook_name, held_out.tokens[:64])
 print({key: round(value, 3) for key, value in metrics.items() if key != "density"})
-print(f"next-token loss: clean {ce['clean']:.3f}, SAE spliced in {ce['spliced']:.3f}, "
-      f"MLP zero-ablated {ce['zero_ablated']:.3f} -> loss recovered {ce['recovered']:.3f}")
+print(
+    f"next-token loss: clean {ce['clean']:.3f}, SAE spliced in {ce['spliced']:.3f}, "
+    f"MLP zero-ablated {ce['zero_ablated']:.3f} -> loss recovered {ce['recovered']:.3f}"
+)
 for key in ("explained_variance", "l0", "dead_fraction", "dense_fraction"):
     record(key, round(metrics[key], 4))
 record("ce_loss_recovered", round(ce["recovered"], 4))
@@ -333,11 +367,15 @@ record("ce_loss_recovered", round(ce["recovered"], 4))
 # dictionary has few latents that never fire (dead) and few that fire on a large share of tokens (dense).
 
 # %%
-plots.sae_training_figure({architecture: history}, f"{architecture} SAE, {expansion * d_in} latents: "
-                          "explained variance rises while L0 stays at k").show()
+plots.sae_training_figure(
+    {architecture: history},
+    f"{architecture} SAE, {expansion * d_in} latents: explained variance rises while L0 stays at k",
+).show()
 neuron_density = (eval_acts > 0).float().mean(0)
-plots.density_histogram({"SAE latents": metrics["density"], "MLP neurons (> 0)": neuron_density},
-                        "Latents fire on a few tokens each; neurons are positive on a large share of them").show()
+plots.density_histogram(
+    {"SAE latents": metrics["density"], "MLP neurons (> 0)": neuron_density},
+    "Latents fire on a few tokens each; neurons are positive on a large share of them",
+).show()
 
 # %% [markdown]
 # **Takeaway.** Loss recovered is the number that matters most: splicing the SAE's reconstruction into the model in
@@ -357,8 +395,11 @@ plots.density_histogram({"SAE latents": metrics["density"], "MLP neurons (> 0)":
 # %%
 trained = {architecture: (sae, history)}
 if compare:
-    settings = {"relu": {"l1_coeff": 1.5}, "batchtopk": {},
-                "jumprelu": {"l0_coeff": 0.5, "jumprelu_init_threshold": 0.3, "jumprelu_bandwidth": 0.1}}
+    settings = {
+        "relu": {"l1_coeff": 1.5},
+        "batchtopk": {},
+        "jumprelu": {"l0_coeff": 0.5, "jumprelu_init_threshold": 0.3, "jumprelu_bandwidth": 0.1},
+    }
     for arch, extra in settings.items():
         if arch != architecture:
             with torch.enable_grad():
@@ -367,15 +408,29 @@ comparison = []
 for arch, (model_sae, _) in trained.items():
     m = sae_lib.evaluate(model_sae, eval_acts)
     c = ce_loss_recovered(model, model_sae, hook_name, held_out.tokens[:64])
-    comparison.append({"architecture": arch, "steps": model_sae.cfg.steps, "L0": m["l0"],
-                       "explained variance": m["explained_variance"], "loss recovered": c["recovered"],
-                       "dead": m["dead_fraction"], "dense": m["dense_fraction"]})
-record("architectures", [[r["architecture"], round(r["L0"], 1), round(r["explained variance"], 3),
-                          round(r["loss recovered"], 3)] for r in comparison])
+    comparison.append(
+        {
+            "architecture": arch,
+            "steps": model_sae.cfg.steps,
+            "L0": m["l0"],
+            "explained variance": m["explained_variance"],
+            "loss recovered": c["recovered"],
+            "dead": m["dead_fraction"],
+            "dense": m["dense_fraction"],
+        }
+    )
+record(
+    "architectures",
+    [
+        [r["architecture"], round(r["L0"], 1), round(r["explained variance"], 3), round(r["loss recovered"], 3)]
+        for r in comparison
+    ],
+)
 display(html_table(comparison))
 if compare:
-    plots.sae_training_figure({arch: h for arch, (_, h) in trained.items()},
-                              "Same activations, four sparsity mechanisms").show()
+    plots.sae_training_figure(
+        {arch: h for arch, (_, h) in trained.items()}, "Same activations, four sparsity mechanisms"
+    ).show()
 
 # %% [markdown]
 # **Takeaway.** In default mode TopK reconstructs best of the dictionaries near L0 = 30 (BatchTopK and ReLU + L1 land
@@ -417,9 +472,11 @@ if compare:
 #
 # </details>
 
+
 # %%
-def best_latent_f1(codes: Float[Tensor, "batch d_sae"],
-                   truth: Bool[Tensor, "batch label"]) -> tuple[Float[Tensor, " label"], Int[Tensor, " label"]]:
+def best_latent_f1(
+    codes: Float[Tensor, "batch d_sae"], truth: Bool[Tensor, "batch label"]
+) -> tuple[Float[Tensor, " label"], Int[Tensor, " label"]]:
     """For each label, the best F1 of "latent > 0" against it over latents, and that latent (lowest on ties)."""
     # BEGIN SOLUTION
     fired, target = (codes > 0).float(), truth.float()
@@ -442,9 +499,15 @@ truth, label_names = recovery.label_matrix(eval_labels, fields)
 fields = [f for f in fields if any(n.startswith(f + "=") for n in label_names)]  # too rare in a short run: dropped
 latent_table = recovery.best_f1(codes, truth, label_names)
 neuron_table = recovery.best_f1(eval_acts, truth, label_names, thresholds="quantiles")
-summary = [{"field": f, "labels": sum(n.startswith(f + "=") for n in label_names),
-            "latents: mean F1": latent_table.mean_f1(f + "="), "neurons: mean F1": neuron_table.mean_f1(f + "=")}
-           for f in fields]
+summary = [
+    {
+        "field": f,
+        "labels": sum(n.startswith(f + "=") for n in label_names),
+        "latents: mean F1": latent_table.mean_f1(f + "="),
+        "neurons: mean F1": neuron_table.mean_f1(f + "="),
+    }
+    for f in fields
+]
 display(html_table(summary))
 topic_f1, _ = best_latent_f1(codes, truth[:, [i for i, n in enumerate(label_names) if n.startswith("topic=")]])
 leaf_f1 = {"latents": topic_f1.mean().item(), "neurons": neuron_table.mean_f1("topic=")}  # latents: Exercise 4.6
@@ -456,10 +519,14 @@ record("leaf_mean_f1_neurons", round(leaf_f1["neurons"], 4))
 # than any neuron (hover for the label).
 
 # %%
-plots.recovery_figure({"SAE latents": latent_table, "MLP neurons": neuron_table}, fields,
-                      "Latents beat neurons on paragraph topics and hierarchy levels").show()
-plots.recovery_scatter(neuron_table, latent_table, "MLP neurons", "SAE latents",
-                       "Each label's best latent against its best neuron").show()
+plots.recovery_figure(
+    {"SAE latents": latent_table, "MLP neurons": neuron_table},
+    fields,
+    "Latents beat neurons on paragraph topics and hierarchy levels",
+).show()
+plots.recovery_scatter(
+    neuron_table, latent_table, "MLP neurons", "SAE latents", "Each label's best latent against its best neuron"
+).show()
 
 # %% [markdown]
 # **Takeaway.** The SAE recovers the paragraph topics (the leaves of the hierarchy) and the hierarchy's upper
@@ -485,10 +552,25 @@ plots.recovery_scatter(neuron_table, latent_table, "MLP neurons", "SAE latents",
 # %%
 where = features.token_positions(held_out.keep)
 latent_best_labels = recovery.unit_labels(codes, truth, label_names, top=3)
-latent_card = functools.partial(features.feature_card, acts=codes, tokens=held_out.tokens, where=where, model=model,
-                                hook_name=hook_name, directions=sae.W_dec, best_labels=latent_best_labels)
-neuron_card = functools.partial(features.feature_card, acts=eval_acts, tokens=held_out.tokens, where=where,
-                                model=model, hook_name=hook_name, directions=torch.eye(d_in))
+latent_card = functools.partial(
+    features.feature_card,
+    acts=codes,
+    tokens=held_out.tokens,
+    where=where,
+    model=model,
+    hook_name=hook_name,
+    directions=sae.W_dec,
+    best_labels=latent_best_labels,
+)
+neuron_card = functools.partial(
+    features.feature_card,
+    acts=eval_acts,
+    tokens=held_out.tokens,
+    where=where,
+    model=model,
+    hook_name=hook_name,
+    directions=torch.eye(d_in),
+)
 best_rows = sorted(latent_table.to_rows(), key=lambda r: -r["f1"])
 shown = [next(r for r in best_rows if r["label"].startswith(f + "=")) for f in ("topic", "b64_class", "node_l0")]
 for row in shown:

@@ -27,7 +27,9 @@ sizes: list[int] = [256, 1024, 4096]  # max(k, 16) <= sizes <= 65_536; dictionar
 k: int = 32  # 1 <= k <= 4096; active latents per token (TopK)
 steps: int = 1000  # 10 <= steps <= 1_000_000; training steps per SAE (fast: at most 300)
 batch_size: int = 512  # 16 <= batch_size <= 65_536; activations per step
-n_train_tokens: int = 200_000  # 4 * batch_size <= n_train_tokens <= 50_000_000; activations cached for training (fast: at most 100_000)
+n_train_tokens: int = (
+    200_000  # 4 * batch_size <= n_train_tokens <= 50_000_000; activations cached for training (fast: at most 100_000)
+)
 n_eval_rows: int = 400  # 20 <= n_eval_rows <= 10_000; held-out rows of 128 tokens (fast: at most 100)
 branch: str = "animals"  # hierarchy root drawn as a family tree
 child_size: int = 0  # child_size == 0 or 16 <= child_size <= 65_536; latents of each depth-first child; 0 = the largest power of two within a third of the compute
@@ -43,11 +45,14 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from interp_helpers import check_choice, check_parameters, check_range, record, seed_everything
-from interp_helpers import activations, corpus, features, matryoshka, plots, recovery, sae as sae_lib, splitting, zoo
 from interp_helpers.checkers import Exercises
 from interp_helpers.checkers import splitting as checks
-from interp_helpers.corpus_view import html_table
-from interp_helpers.models import load_model
+from interp_helpers.dictionaries import activations, features, matryoshka, recovery, splitting
+from interp_helpers.dictionaries import sae as sae_lib
+from interp_helpers.figures import plots
+from interp_helpers.modelzoo import corpus, zoo
+from interp_helpers.modelzoo.corpus_view import html_table
+from interp_helpers.modelzoo.models import load_model
 
 check_parameters("05", globals())  # the conditions declared in the parameters cell
 ex = Exercises("05")
@@ -81,8 +86,13 @@ d_in = activations.hook_width(model, hook_name)
 # %%
 workdir = tempfile.TemporaryDirectory()
 token_batches = zoo.packed_batches(spec.corpus(), model.tokenizer, 16, spec.n_ctx)
-cache = activations.cache_activations(activations.iter_activations(model, token_batches, hook_name), workdir.name,
-                                      n_tokens=n_train_tokens, shard_tokens=32_768, hook_name=hook_name)
+cache = activations.cache_activations(
+    activations.iter_activations(model, token_batches, hook_name),
+    workdir.name,
+    n_tokens=n_train_tokens,
+    shard_tokens=32_768,
+    hook_name=hook_name,
+)
 held_out = activations.labelled_rows(spec.corpus("eval", zoo.EVAL_SEED), model.tokenizer, n_eval_rows, spec.n_ctx)
 eval_acts = activations.collect_activations(model, held_out.tokens, hook_name, keep=held_out.keep)
 fields = ["genre", "topic_l0", "topic_l1", "topic", "b64_class", "b64_ascii"]
@@ -90,28 +100,44 @@ truth, names = recovery.label_matrix(activations.flatten_labels(held_out.labels,
 
 
 def sae_config(d_sae: int, n_steps: int = steps) -> sae_lib.SAEConfig:
-    return sae_lib.SAEConfig(d_in=d_in, d_sae=d_sae, architecture="topk", k=k, steps=n_steps,
-                             batch_size=batch_size, seed=seed, dead_tokens=100_000)
+    return sae_lib.SAEConfig(
+        d_in=d_in,
+        d_sae=d_sae,
+        architecture="topk",
+        k=k,
+        steps=n_steps,
+        batch_size=batch_size,
+        seed=seed,
+        dead_tokens=100_000,
+    )
 
 
 saes, codes, tables, seconds = {}, {}, {}, {}
 for size in sizes:
     start = time.perf_counter()
     with torch.enable_grad():
-        saes[size], _ = sae_lib.train_sae(sae_config(size), cache.iter_batches(batch_size, torch.Generator().manual_seed(seed)))
+        saes[size], _ = sae_lib.train_sae(
+            sae_config(size), cache.iter_batches(batch_size, torch.Generator().manual_seed(seed))
+        )
     seconds[size] = time.perf_counter() - start
     codes[size] = saes[size].encode(eval_acts).detach()
     tables[size] = recovery.best_f1(codes[size], truth, names)
 torch.set_grad_enabled(False)
 
 # %%
-by_size = [{"size": size, "seconds": seconds[size],
-            "explained variance": sae_lib.evaluate(saes[size], eval_acts)["explained_variance"],
-            **{f: tables[size].mean_f1(f + "=") for f in ("topic_l0", "topic_l1", "topic", "b64_class")}}
-           for size in sizes]
+by_size = [
+    {
+        "size": size,
+        "seconds": seconds[size],
+        "explained variance": sae_lib.evaluate(saes[size], eval_acts)["explained_variance"],
+        **{f: tables[size].mean_f1(f + "=") for f in ("topic_l0", "topic_l1", "topic", "b64_class")},
+    }
+    for size in sizes
+]
 display(html_table(by_size))
-plots.recovery_by_size_figure(by_size, ["topic_l0", "topic_l1", "topic", "b64_class"],
-                              "Finer labels are recovered only by larger dictionaries").show()
+plots.recovery_by_size_figure(
+    by_size, ["topic_l0", "topic_l1", "topic", "b64_class"], "Finer labels are recovered only by larger dictionaries"
+).show()
 record("leaf_f1_by_size", [round(r["topic"], 4) for r in by_size])
 record("b64_f1_by_size", [round(r["b64_class"], 4) for r in by_size])
 
@@ -150,9 +176,11 @@ record("b64_f1_by_size", [round(r["b64_class"], 4) for r in by_size])
 #
 # </details>
 
+
 # %%
 def nearest_parent(
-    W_dec_small: Float[Tensor, "d_sae_small d_in"], W_dec_large: Float[Tensor, "d_sae_large d_in"],
+    W_dec_small: Float[Tensor, "d_sae_small d_in"],
+    W_dec_large: Float[Tensor, "d_sae_large d_in"],
 ) -> tuple[Float[Tensor, " d_sae_large"], Int[Tensor, " d_sae_large"]]:
     """For each latent of the larger dictionary: its highest decoder cosine with a smaller latent, and which."""
     # BEGIN SOLUTION
@@ -183,9 +211,11 @@ nearest_parent = ex.check(checks.nearest_parent, nearest_parent)
 #
 # </details>
 
+
 # %%
 def coactivation(
-    codes_a: Float[Tensor, "batch d_sae_a"], codes_b: Float[Tensor, "batch d_sae_b"],
+    codes_a: Float[Tensor, "batch d_sae_a"],
+    codes_b: Float[Tensor, "batch d_sae_b"],
 ) -> Float[Tensor, "d_sae_a d_sae_b"]:
     """P(a > 0 | b > 0) for every pair of latents, over the same tokens; 0 where b never fires."""
     # BEGIN SOLUTION
@@ -210,18 +240,38 @@ root_fires = coactivation(codes[sizes[0]][:, [root]], codes[sizes[1]])[0]  # P(r
 children = ((parent == root) & (cosine >= 0.3)).nonzero()[:, 0]  # the 0.3 floor of splitting.children_of
 children = children[cosine[children].argsort(descending=True)]
 child_labels = recovery.unit_labels(codes[sizes[1]][:, children], truth, names, top=1)
-display(html_table([{"child latent": int(c), "decoder cosine": float(cosine[c]), "P(root fires | child fires)":
-                     float(root_fires[c]), "best label": (label or [("(none)", 0.0)])[0][0],
-                     "F1": (label or [("(none)", 0.0)])[0][1]} for c, label in zip(children.tolist(), child_labels)]))
-print(f"root latent {root} of {sizes[0]}; of the {sizes[1]} latents, {int((cosine >= 0.3).sum())} have a parent "
-      f"(cosine >= 0.3) and {int((cosine >= 0.9).sum())} are near-copies of it (cosine >= 0.9)")
+display(
+    html_table(
+        [
+            {
+                "child latent": int(c),
+                "decoder cosine": float(cosine[c]),
+                "P(root fires | child fires)": float(root_fires[c]),
+                "best label": (label or [("(none)", 0.0)])[0][0],
+                "F1": (label or [("(none)", 0.0)])[0][1],
+            }
+            for c, label in zip(children.tolist(), child_labels)
+        ]
+    )
+)
+print(
+    f"root latent {root} of {sizes[0]}; of the {sizes[1]} latents, {int((cosine >= 0.3).sum())} have a parent "
+    f"(cosine >= 0.3) and {int((cosine >= 0.9).sum())} are near-copies of it (cosine >= 0.9)"
+)
 
 # %%
-split_rows = splitting.split_table(sizes, {n: saes[n].W_dec for n in sizes}, codes,
-                                   {n: tables[n].best_unit for n in sizes}, truth, names)
+split_rows = splitting.split_table(
+    sizes, {n: saes[n].W_dec for n in sizes}, codes, {n: tables[n].best_unit for n in sizes}, truth, names
+)
 n_split = sum(r["splits"] for r in split_rows)
-print(f"{n_split} of {len(split_rows)} (coarse label, size) pairs split into children that beat the parent on every leaf")
-display(html_table([r for r in split_rows if r["coarse label"].startswith(("topic_l1=" + branch, "topic_l0=" + branch, "genre"))]))
+print(
+    f"{n_split} of {len(split_rows)} (coarse label, size) pairs split into children that beat the parent on every leaf"
+)
+display(
+    html_table(
+        [r for r in split_rows if r["coarse label"].startswith(("topic_l1=" + branch, "topic_l0=" + branch, "genre"))]
+    )
+)
 record("splits", [n_split, len(split_rows)])
 
 # %% [markdown]
@@ -231,15 +281,20 @@ record("splits", [n_split, len(split_rows)])
 
 # %%
 hierarchy = [i for i, n in enumerate(names) if n.startswith(("topic_l0=", "topic_l1=", "topic="))]
-best_labels = [recovery.unit_labels(codes[size], truth[:, hierarchy], [names[i] for i in hierarchy], top=1)
-               for size in sizes]
+best_labels = [
+    recovery.unit_labels(codes[size], truth[:, hierarchy], [names[i] for i in hierarchy], top=1) for size in sizes
+]
 tree = splitting.family_tree(root, [saes[size].W_dec for size in sizes], best_labels)
 plots.family_sunburst(tree, f"The '{branch}' latent of the {sizes[0]}-latent dictionary and its descendants").show()
-b64 = [{"size": size, **{n: float(tables[size].f1[names.index(n)]) for n in names if n.startswith("b64")}}
-       for size in sizes]
+b64 = [
+    {"size": size, **{n: float(tables[size].f1[names.index(n)]) for n in names if n.startswith("b64")}}
+    for size in sizes
+]
 display(html_table(b64))
-record("b64_letter_digit_other_f1", [[round(r.get(f"b64_class={c}", 0.0), 3) for c in ("letter", "digit", "other")]
-                                     for r in b64])
+record(
+    "b64_letter_digit_other_f1",
+    [[round(r.get(f"b64_class={c}", 0.0), 3) for c in ("letter", "digit", "other")] for r in b64],
+)
 
 
 # %% [markdown]
@@ -282,10 +337,13 @@ record("b64_letter_digit_other_f1", [[round(r.get(f"b64_class={c}", 0.0), 3) for
 #
 # </details>
 
+
 # %%
 def absorption(
-    parent_codes: Float[Tensor, " batch"], child_codes: Float[Tensor, "batch child"],
-    parent_truth: Bool[Tensor, " batch"], child_truth: Bool[Tensor, " batch"],
+    parent_codes: Float[Tensor, " batch"],
+    child_codes: Float[Tensor, "batch child"],
+    parent_truth: Bool[Tensor, " batch"],
+    child_truth: Bool[Tensor, " batch"],
 ) -> dict[str, float]:
     """On the tokens labelled parent and child: n, and the fractions where the parent fires, is absorbed or missed."""
     # BEGIN SOLUTION
@@ -295,9 +353,12 @@ def absorption(
         return {"n": 0, "parent_fires": math.nan, "absorbed": math.nan, "missed": math.nan}
     parent_on = parent_codes[both] > 0
     child_on = (child_codes[both] > 0).any(dim=-1)
-    return {"n": n, "parent_fires": parent_on.float().mean().item(),
-            "absorbed": (~parent_on & child_on).float().mean().item(),
-            "missed": (~parent_on & ~child_on).float().mean().item()}
+    return {
+        "n": n,
+        "parent_fires": parent_on.float().mean().item(),
+        "absorbed": (~parent_on & child_on).float().mean().item(),
+        "missed": (~parent_on & ~child_on).float().mean().item(),
+    }
     # END SOLUTION
 
 
@@ -314,10 +375,16 @@ parent_label = next(name for name in names if name.startswith(f"topic_l1={branch
 leaf_columns = [j for j, name in enumerate(names) if name.startswith(parent_label.replace("topic_l1=", "topic=") + "/")]
 parent_latent = int(best_unit[names.index(parent_label)])
 child_latents = sorted({int(best_unit[j]) for j in leaf_columns} - {parent_latent})
-one_label = absorption(codes[sizes[-1]][:, parent_latent], codes[sizes[-1]][:, child_latents],
-                       truth[:, names.index(parent_label)], truth[:, leaf_columns].any(dim=1))
-print(f"{parent_label} in the {sizes[-1]}-latent dictionary: parent latent {parent_latent}, child latents "
-      f"{child_latents}; " + ", ".join(f"{key} {value:.3g}" for key, value in one_label.items()))
+one_label = absorption(
+    codes[sizes[-1]][:, parent_latent],
+    codes[sizes[-1]][:, child_latents],
+    truth[:, names.index(parent_label)],
+    truth[:, leaf_columns].any(dim=1),
+)
+print(
+    f"{parent_label} in the {sizes[-1]}-latent dictionary: parent latent {parent_latent}, child latents "
+    f"{child_latents}; " + ", ".join(f"{key} {value:.3g}" for key, value in one_label.items())
+)
 
 # %% [markdown]
 # ### Exercise 5.4 · Matryoshka prefix errors
@@ -336,10 +403,14 @@ print(f"{parent_label} in the {sizes[-1]}-latent dictionary: parent latent {pare
 #
 # </details>
 
+
 # %%
 def prefix_errors(
-    x: Float[Tensor, "batch d_in"], codes: Float[Tensor, "batch d_sae"], W_dec: Float[Tensor, "d_sae d_in"],
-    b_dec: Float[Tensor, " d_in"], prefixes: list[int],
+    x: Float[Tensor, "batch d_in"],
+    codes: Float[Tensor, "batch d_sae"],
+    W_dec: Float[Tensor, "d_sae d_in"],
+    b_dec: Float[Tensor, " d_in"],
+    prefixes: list[int],
 ) -> Float[Tensor, " prefix"]:
     """||x - (codes[:, :m] @ W_dec[:m] + b_dec)||^2, summed over d_in and averaged over the batch, for each m."""
     # BEGIN SOLUTION
@@ -353,6 +424,7 @@ def prefix_errors(
 
 prefix_errors = ex.check(checks.prefix_errors, prefix_errors)
 
+
 # %%
 def mean_absorption(sae_codes: torch.Tensor) -> dict[str, float]:
     table = recovery.best_f1(sae_codes, truth, names)
@@ -362,10 +434,16 @@ def mean_absorption(sae_codes: torch.Tensor) -> dict[str, float]:
 
 nested_cfg = matryoshka.MatryoshkaConfig(sae=sae_config(sizes[-1]), prefixes=tuple(sizes))
 with torch.enable_grad():
-    nested, _ = matryoshka.train_matryoshka(nested_cfg, cache.iter_batches(batch_size, torch.Generator().manual_seed(seed)))
+    nested, _ = matryoshka.train_matryoshka(
+        nested_cfg, cache.iter_batches(batch_size, torch.Generator().manual_seed(seed))
+    )
 nested_codes = nested.encode(eval_acts)
-absorption_rows = [{"dictionary": f"TopK {size}", **mean_absorption(codes[size])} for size in sizes]  # means over topic_l1
-absorption_rows.append({"dictionary": f"Matryoshka {sizes[-1]} (prefixes {list(sizes)})", **mean_absorption(nested_codes)})
+absorption_rows = [
+    {"dictionary": f"TopK {size}", **mean_absorption(codes[size])} for size in sizes
+]  # means over topic_l1
+absorption_rows.append(
+    {"dictionary": f"Matryoshka {sizes[-1]} (prefixes {list(sizes)})", **mean_absorption(nested_codes)}
+)
 nested_ev = sae_lib.evaluate(nested, eval_acts)["explained_variance"]
 display(html_table(absorption_rows))
 print(f"explained variance: TopK {by_size[-1]['explained variance']:.3f}, Matryoshka {nested_ev:.3f}")
@@ -381,8 +459,10 @@ sample = slice(None, None, max(1, eval_acts.shape[0] // 2048))  # every n-th tok
 sample_acts = eval_acts[sample]
 variance = (sample_acts - sample_acts.mean(0)).pow(2).sum(-1).mean()
 prefix_rows = []
-for label, dictionary, dictionary_codes in [(f"TopK {sizes[-1]}", saes[sizes[-1]], codes[sizes[-1]]),
-                                            (f"Matryoshka {sizes[-1]}", nested, nested_codes)]:
+for label, dictionary, dictionary_codes in [
+    (f"TopK {sizes[-1]}", saes[sizes[-1]], codes[sizes[-1]]),
+    (f"Matryoshka {sizes[-1]}", nested, nested_codes),
+]:
     errors = prefix_errors(sample_acts, dictionary_codes[sample], dictionary.W_dec, dictionary.b_dec, list(sizes))
     prefix_rows.append({"dictionary": label, **{f"first {m}": float(1 - e / variance) for m, e in zip(sizes, errors)}})
 display(html_table(prefix_rows))
@@ -422,6 +502,7 @@ display(html_table(prefix_rows))
 #
 # </details>
 
+
 # %%
 def training_flops(n_tokens: int, d_in: int, d_sae: int) -> float:
     """Dense FLOPs of training an SAE on n_tokens activations: forward and backward of encoder and decoder."""
@@ -441,14 +522,26 @@ depth_rows = []
 for root_name in roots:
     parent = int(tables[sizes[0]].best_unit[names.index(f"topic_l0={root_name}")])
     _, composite, region, child_seconds = splitting.depth_first_train(
-        parent, saes[sizes[0]], (cache.load_shard(i) for i in range(len(cache.shards))), eval_acts, sae_config(child_size))
+        parent,
+        saes[sizes[0]],
+        (cache.load_shard(i) for i in range(len(cache.shards))),
+        eval_acts,
+        sae_config(child_size),
+    )
     leaves = [i for i, n in enumerate(names) if n.startswith(f"topic={root_name}/")]
     child_f1 = recovery.best_f1(composite, truth[:, leaves]).f1.mean().item()
     flops = flops_small + training_flops(steps * batch_size, d_in, child_size)
-    depth_rows.append({"branch": root_name, "region tokens": region, "leaves": len(leaves),
-                       "depth-first leaf F1": child_f1, f"{sizes[-1]}-latent leaf F1": tables[sizes[-1]].f1[leaves].mean().item(),
-                       "FLOPs / large": flops / flops_large,
-                       "seconds / large": (seconds[sizes[0]] + child_seconds) / seconds[sizes[-1]]})
+    depth_rows.append(
+        {
+            "branch": root_name,
+            "region tokens": region,
+            "leaves": len(leaves),
+            "depth-first leaf F1": child_f1,
+            f"{sizes[-1]}-latent leaf F1": tables[sizes[-1]].f1[leaves].mean().item(),
+            "FLOPs / large": flops / flops_large,
+            "seconds / large": (seconds[sizes[0]] + child_seconds) / seconds[sizes[-1]],
+        }
+    )
 display(html_table(depth_rows))
 reached = [r for r in depth_rows if r["depth-first leaf F1"] >= r[f"{sizes[-1]}-latent leaf F1"] - 0.05]
 record("depth_first_reached", [r["branch"] for r in reached])
@@ -490,9 +583,11 @@ record("depth_first_flops_ratio", round(depth_rows[0]["FLOPs / large"], 4))
 #
 # </details>
 
+
 # %%
 def max_correlation(
-    acts_a: Float[Tensor, "batch unit_a"], acts_b: Float[Tensor, "batch unit_b"],
+    acts_a: Float[Tensor, "batch unit_a"],
+    acts_b: Float[Tensor, "batch unit_b"],
 ) -> tuple[Float[Tensor, " unit_a"], Int[Tensor, " unit_a"]]:
     """For every unit of A: its highest Pearson correlation with a unit of B over the same tokens, and which."""
     # BEGIN SOLUTION
@@ -512,17 +607,25 @@ max_correlation = ex.check(checks.max_correlation, max_correlation)
 # %%
 middle = sizes[len(sizes) // 2]
 token_batches_b = zoo.packed_batches(spec.corpus(), model_b.tokenizer, 16, spec.n_ctx)
-cache_b = activations.cache_activations(activations.iter_activations(model_b, token_batches_b, hook_name),
-                                        workdir.name + "/b", n_tokens=n_train_tokens, shard_tokens=32_768)
+cache_b = activations.cache_activations(
+    activations.iter_activations(model_b, token_batches_b, hook_name),
+    workdir.name + "/b",
+    n_tokens=n_train_tokens,
+    shard_tokens=32_768,
+)
 with torch.enable_grad():
-    sae_b, _ = sae_lib.train_sae(sae_config(middle), cache_b.iter_batches(batch_size, torch.Generator().manual_seed(seed)))
+    sae_b, _ = sae_lib.train_sae(
+        sae_config(middle), cache_b.iter_batches(batch_size, torch.Generator().manual_seed(seed))
+    )
 eval_acts_b = activations.collect_activations(model_b, held_out.tokens, hook_name, keep=held_out.keep)
 codes_b = sae_b.encode(eval_acts_b)
 latent_corr, latent_match = max_correlation(codes[middle], codes_b)
 neuron_corr, _ = max_correlation(eval_acts, eval_acts_b)
 medians = {"latents": latent_corr.nanmedian().item(), "neurons": neuron_corr.nanmedian().item()}
-plots.correlation_histogram({f"SAE latents ({middle})": latent_corr, "MLP neurons (512)": neuron_corr},
-                            f"{model_name} vs {other_model}: latents find partners, neurons less so").show()
+plots.correlation_histogram(
+    {f"SAE latents ({middle})": latent_corr, "MLP neurons (512)": neuron_corr},
+    f"{model_name} vs {other_model}: latents find partners, neurons less so",
+).show()
 record("median_max_corr_latents", round(medians["latents"], 4))
 record("median_max_corr_neurons", round(medians["neurons"], 4))
 
@@ -538,8 +641,9 @@ labels_a = recovery.unit_labels(codes[middle], truth, names, top=2)
 sparse_latents = (codes[middle] > 0).float().mean(0) < 0.05  # dense genre detectors correlate trivially
 for latent in latent_corr.nan_to_num(-1).where(sparse_latents, -1.0).topk(2).indices.tolist():
     partner = int(latent_match[latent])
-    card_a = features.feature_card(latent, codes[middle], held_out.tokens, where, model, hook_name, saes[middle].W_dec,
-                                   best_labels=labels_a, k=4)
+    card_a = features.feature_card(
+        latent, codes[middle], held_out.tokens, where, model, hook_name, saes[middle].W_dec, best_labels=labels_a, k=4
+    )
     card_b = features.feature_card(partner, codes_b, held_out.tokens, where, model_b, hook_name, sae_b.W_dec, k=4)
     display(features.dashboard_html(card_a, f"{model_name} latent"))
     display(features.dashboard_html(card_b, f"{other_model} latent (correlation {latent_corr[latent]:.2f}) -"))

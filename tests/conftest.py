@@ -18,8 +18,12 @@ def run_cli(*args: str, timeout: float = 300, cwd: Path = ROOT) -> subprocess.Co
     """Run `workbook ARGS...` with this interpreter; capture output."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "interp_helpers.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "interp_helpers.workbook.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -32,7 +36,7 @@ def cli():
 def one_thread():
     """One torch thread: training is bit-identical only then, and tiny matmuls on two threads
     crawl when the other core is busy (a 2-core machine often is)."""
-    from interp_helpers.toy_models import torch_threads
+    from interp_helpers.core.validation import torch_threads
 
     with torch_threads(1):
         yield

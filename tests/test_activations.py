@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from interp_helpers import activations as A
-from interp_helpers import corpus, zoo
-from interp_helpers.models import CheckpointError, load_model
-from interp_helpers.tokenizer import load_tokenizer
+from interp_helpers.dictionaries import activations as A
+from interp_helpers.modelzoo import corpus, zoo
+from interp_helpers.modelzoo.models import CheckpointError, load_model
+from interp_helpers.modelzoo.tokenizer import load_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
@@ -97,8 +97,16 @@ def test_stop_layer_parses_hook_names():
     assert A.stop_layer("ln_final.hook_normalized") is None
 
 
-@pytest.mark.parametrize("hook_name", ["hook_embed", "blocks.0.attn.hook_z", "blocks.0.mlp.hook_post",
-                                       "blocks.0.hook_resid_post", "ln_final.hook_normalized"])
+@pytest.mark.parametrize(
+    "hook_name",
+    [
+        "hook_embed",
+        "blocks.0.attn.hook_z",
+        "blocks.0.mlp.hook_post",
+        "blocks.0.hook_resid_post",
+        "ln_final.hook_normalized",
+    ],
+)
 def test_collect_activations_matches_a_full_cache_without_bos(model, tok, hook_name):
     rows = A.labelled_rows(CFG, tok, 5, 48)
     _, cache = model.run_with_cache(rows.tokens, names_filter=hook_name)
@@ -144,8 +152,13 @@ def _buffer(model, tok, seed, n_batches=None, **kwargs):
     source = zoo.packed_batches(CFG, tok, 4, 32)
     if n_batches is not None:
         source = (next(source) for _ in range(n_batches))
-    return A.ActivationBuffer(model, "blocks.0.hook_resid_post", source, generator=gen(seed),
-                              **{"buffer_tokens": 500, "batch_size": 64} | kwargs)
+    return A.ActivationBuffer(
+        model,
+        "blocks.0.hook_resid_post",
+        source,
+        generator=gen(seed),
+        **{"buffer_tokens": 500, "batch_size": 64} | kwargs,
+    )
 
 
 def test_buffer_memory_is_bounded(model, tok):
@@ -177,8 +190,9 @@ def test_buffer_yields_every_row_of_a_finite_source_once(model, tok):
     stream = zoo.packed_batches(CFG, tok, 4, 32)
     source = [next(stream) for _ in range(5)]
     rows = torch.cat(list(A.iter_activations(model, source, "blocks.0.hook_resid_post")))
-    buf = A.ActivationBuffer(model, "blocks.0.hook_resid_post", iter(source), generator=gen(0),
-                             buffer_tokens=300, batch_size=64)
+    buf = A.ActivationBuffer(
+        model, "blocks.0.hook_resid_post", iter(source), generator=gen(0), buffer_tokens=300, batch_size=64
+    )
     out = torch.cat(list(buf))
     assert len(out) == len(rows) - len(rows) % 64
     assert not _row_counts(out) - _row_counts(rows)  # every row yielded is a source row, none more often
@@ -208,16 +222,26 @@ def _source(n_batches=7, d_in=6, seed=0):
 
 def test_cache_round_trip_in_order(tmp_path):
     source = _source()
-    cache = A.cache_activations(iter(source), tmp_path / "c", n_tokens=1000, shard_tokens=300,
-                                hook_name="blocks.0.mlp.hook_post", progress=False)
+    cache = A.cache_activations(
+        iter(source),
+        tmp_path / "c",
+        n_tokens=1000,
+        shard_tokens=300,
+        hook_name="blocks.0.mlp.hook_post",
+        progress=False,
+    )
     assert torch.equal(cache.load_all(), torch.cat(source)[:1000])
     assert len(cache) == 1000 and cache.d_in == 6
     manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
     assert manifest["hook_name"] == "blocks.0.mlp.hook_post" and manifest["dtype"] == "float32"
     assert [s["n_tokens"] for s in manifest["shards"]] == [300, 300, 300, 100]
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [
-        "manifest.json", "shard_00000.safetensors", "shard_00001.safetensors",
-        "shard_00002.safetensors", "shard_00003.safetensors"]  # fmt: skip
+        "manifest.json",
+        "shard_00000.safetensors",
+        "shard_00001.safetensors",
+        "shard_00002.safetensors",
+        "shard_00003.safetensors",
+    ]
     # Rewriting a smaller cache in the same folder removes the old extra shards.
     A.cache_activations(iter(source), tmp_path / "c", n_tokens=250, shard_tokens=200, progress=False)
     assert len(list((tmp_path / "c").glob("shard_*"))) == 2
@@ -227,8 +251,9 @@ def test_cache_round_trip_in_order(tmp_path):
 def test_cache_keeps_what_a_short_source_gave_and_can_store_half_precision(tmp_path):
     source = _source(n_batches=2)
     n = sum(len(s) for s in source)
-    cache = A.cache_activations(iter(source), tmp_path, n_tokens=10**6, shard_tokens=128,
-                                dtype=torch.float16, progress=False)
+    cache = A.cache_activations(
+        iter(source), tmp_path, n_tokens=10**6, shard_tokens=128, dtype=torch.float16, progress=False
+    )
     assert len(cache) == n and cache.dtype_name == "float16"
     loaded = cache.load_all()
     assert loaded.dtype == torch.float32
@@ -237,10 +262,22 @@ def test_cache_keeps_what_a_short_source_gave_and_can_store_half_precision(tmp_p
 
 def test_cache_of_model_activations(model, tok, tmp_path):
     source = (next(zoo.packed_batches(CFG, tok, 2, 32, start_doc=i)) for i in range(3))
-    cache = A.cache_activations(A.iter_activations(model, source, "blocks.0.mlp.hook_post"), tmp_path,
-                                n_tokens=150, shard_tokens=64, hook_name="blocks.0.mlp.hook_post", progress=False)
-    expected = torch.cat([A.collect_activations(model, next(zoo.packed_batches(CFG, tok, 2, 32, start_doc=i)),
-                                                "blocks.0.mlp.hook_post", progress=False) for i in range(3)])
+    cache = A.cache_activations(
+        A.iter_activations(model, source, "blocks.0.mlp.hook_post"),
+        tmp_path,
+        n_tokens=150,
+        shard_tokens=64,
+        hook_name="blocks.0.mlp.hook_post",
+        progress=False,
+    )
+    expected = torch.cat(
+        [
+            A.collect_activations(
+                model, next(zoo.packed_batches(CFG, tok, 2, 32, start_doc=i)), "blocks.0.mlp.hook_post", progress=False
+            )
+            for i in range(3)
+        ]
+    )
     assert torch.allclose(cache.load_all(), expected[:150])
 
 

@@ -7,13 +7,14 @@ import torch
 from circuitsvis.utils.render import RenderedHTML
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interp_helpers import attention_view
+from interp_helpers.transformer_circuits import attention_view
 
 
 @pytest.fixture(scope="module")
 def model() -> HookedTransformer:
-    cfg = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, n_ctx=16, d_vocab=30,
-                                  attn_only=True, act_fn=None, seed=0)  # fmt: skip
+    cfg = HookedTransformerConfig(
+        n_layers=2, d_model=16, n_heads=2, d_head=8, n_ctx=16, d_vocab=30, attn_only=True, act_fn=None, seed=0
+    )
     return HookedTransformer(cfg).eval()
 
 
@@ -44,15 +45,28 @@ def test_attention_heads_subset_and_batch_of_one(model):
 def test_inline_rejects_external_scripts():
     with pytest.raises(ValueError):
         attention_view.inline(RenderedHTML('<script src="https://unpkg.com/x.js"></script>', ""))
-    assert attention_view.inline(RenderedHTML("<div>local</div>", "<script src='https://x'></script>")).html == "<div>local</div>"
+    assert (
+        attention_view.inline(RenderedHTML("<div>local</div>", "<script src='https://x'></script>")).html
+        == "<div>local</div>"
+    )
 
 
 def test_text_is_tokenized_with_bos():
-    from interp_helpers.tokenizer import load_tokenizer
+    from interp_helpers.modelzoo.tokenizer import load_tokenizer
 
     tok = load_tokenizer()
-    cfg = HookedTransformerConfig(n_layers=1, d_model=16, n_heads=2, d_head=8, n_ctx=16, d_vocab=len(tok),
-                                  attn_only=True, act_fn=None, default_prepend_bos=True, seed=0)  # fmt: skip
+    cfg = HookedTransformerConfig(
+        n_layers=1,
+        d_model=16,
+        n_heads=2,
+        d_head=8,
+        n_ctx=16,
+        d_vocab=len(tok),
+        attn_only=True,
+        act_fn=None,
+        default_prepend_bos=True,
+        seed=0,
+    )
     model = HookedTransformer(cfg, tokenizer=tok)
     html = attention_view.attention_heads(model, "Mary and John", layer=0)._repr_html_()
     _assert_self_contained(html)

@@ -16,7 +16,6 @@ import time
 
 import pytest
 import torch
-
 from conftest import ROOT, TINY, run_cli
 
 
@@ -67,8 +66,11 @@ def test_usage_errors_are_one_line_exit_2_and_run_nothing(tmp_path, args, messag
     assert not out.exists(), "nothing may be written for bad input"
 
 
-@pytest.mark.parametrize("command", [["run", str(TINY)], ["sweep", str(TINY), "-p", "count", "1"], ["run-all"],
-                                     ["train-zoo", "zoo-gelu-1l-a"]], ids=lambda c: c[0])
+@pytest.mark.parametrize(
+    "command",
+    [["run", str(TINY)], ["sweep", str(TINY), "-p", "count", "1"], ["run-all"], ["train-zoo", "zoo-gelu-1l-a"]],
+    ids=lambda c: c[0],
+)
 def test_output_folder_that_is_a_file(tmp_path, command):
     a_file = tmp_path / "taken.txt"
     a_file.write_text("keep me")
@@ -104,10 +106,30 @@ def test_the_kernel_tcp_warning_is_not_shown(tmp_path):
 def test_ctrl_c_in_a_sweep_keeps_finished_points_and_resume_finishes(tmp_path):
     """Ctrl-C reaches the whole process group, the kernel too, as in a terminal."""
     out = tmp_path / "sweep"
-    args = [sys.executable, "-m", "interp_helpers.cli", "sweep", str(TINY), "-p", "count", "1,2,3",
-            "-p", "sleep", "3", "--out", str(out)]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    args = [
+        sys.executable,
+        "-m",
+        "interp_helpers.workbook.cli",
+        "sweep",
+        str(TINY),
+        "-p",
+        "count",
+        "1,2,3",
+        "-p",
+        "sleep",
+        "3",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # wait until one point is done, then interrupt the next
         csv_file = out / "results.csv"
@@ -132,8 +154,8 @@ def test_ctrl_c_in_a_sweep_keeps_finished_points_and_resume_finishes(tmp_path):
 
 
 def test_a_damaged_sweep_marker_reruns_the_point(tmp_path):
-    from interp_helpers.catalog import read_notebook_info
-    from interp_helpers.runner import _load_finished, point_dir_name
+    from interp_helpers.workbook.catalog import read_notebook_info
+    from interp_helpers.workbook.runner import _load_finished, point_dir_name
 
     point = tmp_path / point_dir_name({"count": 1})
     point.mkdir()
@@ -149,7 +171,7 @@ def test_a_damaged_sweep_marker_reruns_the_point(tmp_path):
 def copied_zoo_model(tmp_path):
     import shutil
 
-    from interp_helpers.models import ZOO_DIR
+    from interp_helpers.modelzoo.models import ZOO_DIR
 
     shutil.copytree(ZOO_DIR / "zoo-attn-only-2l", tmp_path / "zoo-attn-only-2l")
     return tmp_path
@@ -162,7 +184,7 @@ def _error_line(excinfo) -> str:
 
 
 def test_truncated_checkpoint_is_named(copied_zoo_model):
-    from interp_helpers.models import CheckpointError, load_model
+    from interp_helpers.modelzoo.models import CheckpointError, load_model
 
     weights = copied_zoo_model / "zoo-attn-only-2l" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
@@ -172,7 +194,7 @@ def test_truncated_checkpoint_is_named(copied_zoo_model):
 
 
 def test_missing_config_is_named_with_the_fix(copied_zoo_model):
-    from interp_helpers.models import CheckpointError, load_model
+    from interp_helpers.modelzoo.models import CheckpointError, load_model
 
     (copied_zoo_model / "zoo-attn-only-2l" / "config.json").unlink()
     with pytest.raises(CheckpointError) as excinfo:
@@ -181,15 +203,15 @@ def test_missing_config_is_named_with_the_fix(copied_zoo_model):
 
 
 def _small_cache(directory):
-    from interp_helpers.activations import cache_activations
+    from interp_helpers.dictionaries.activations import cache_activations
 
     batches = [torch.randn(64, 8, generator=torch.Generator().manual_seed(i)) for i in range(4)]
     return cache_activations(iter(batches), directory, n_tokens=256, shard_tokens=64, hook_name="x")
 
 
 def test_activation_cache_with_a_damaged_shard(tmp_path):
-    from interp_helpers.activations import CachedActivations
-    from interp_helpers.models import CheckpointError
+    from interp_helpers.dictionaries.activations import CachedActivations
+    from interp_helpers.modelzoo.models import CheckpointError
 
     _small_cache(tmp_path / "cache")
     shard = sorted((tmp_path / "cache").glob("*.safetensors"))[1]
@@ -200,8 +222,8 @@ def test_activation_cache_with_a_damaged_shard(tmp_path):
 
 
 def test_activation_cache_that_never_finished(tmp_path):
-    from interp_helpers.activations import MANIFEST_FILE, CachedActivations
-    from interp_helpers.models import CheckpointError
+    from interp_helpers.dictionaries.activations import MANIFEST_FILE, CachedActivations
+    from interp_helpers.modelzoo.models import CheckpointError
 
     _small_cache(tmp_path / "cache")
     (tmp_path / "cache" / MANIFEST_FILE).unlink()  # what an interrupted cache_activations leaves
@@ -213,8 +235,8 @@ def test_activation_cache_that_never_finished(tmp_path):
 def test_sae_checkpoint_with_wrong_shapes(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from interp_helpers.models import CheckpointError
-    from interp_helpers.sae import SAE, SAEConfig, load_sae, save_sae
+    from interp_helpers.dictionaries.sae import SAE, SAEConfig, load_sae, save_sae
+    from interp_helpers.modelzoo.models import CheckpointError
 
     cfg = SAEConfig(d_in=8, d_sae=16, k=4)
     save_sae(SAE(cfg), cfg, tmp_path / "sae")

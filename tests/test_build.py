@@ -5,8 +5,15 @@ import json
 import nbformat
 import pytest
 
-from interp_helpers.build import (DEFAULT_STUB, BuildError, build_text, list_sources, split_solution, stale,
-                                  targets)
+from interp_helpers.workbook.build import (
+    DEFAULT_STUB,
+    BuildError,
+    build_text,
+    list_sources,
+    split_solution,
+    stale,
+    targets,
+)
 
 SOURCE = '''# %% [markdown]
 # # 99 · A tiny source
@@ -80,12 +87,15 @@ def test_cell_ids_come_from_content_and_are_stable():
     nbformat.validate(nb)
 
 
-@pytest.mark.parametrize("source, message", [
-    ("x = 1\n# BEGIN SOLUTION\ny = 2\n", "not closed"),
-    ("x = 1\n# END SOLUTION\n", "unexpected"),
-    ("# BEGIN STUB\n# y\n# END STUB\n", "unexpected"),
-    ("# BEGIN SOLUTION\ny = 2\n# END SOLUTION\n# BEGIN STUB\ny = 3\n# END STUB\n", "commented out"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("x = 1\n# BEGIN SOLUTION\ny = 2\n", "not closed"),
+        ("x = 1\n# END SOLUTION\n", "unexpected"),
+        ("# BEGIN STUB\n# y\n# END STUB\n", "unexpected"),
+        ("# BEGIN SOLUTION\ny = 2\n# END SOLUTION\n# BEGIN STUB\ny = 3\n# END STUB\n", "commented out"),
+    ],
+)
 def test_malformed_markers_are_errors(source, message):
     with pytest.raises(BuildError, match=message):
         split_solution(source)
@@ -93,8 +103,9 @@ def test_malformed_markers_are_errors(source, message):
 
 @pytest.mark.parametrize("source", list_sources(), ids=lambda p: p.stem)
 def test_committed_notebooks_are_built_from_their_source(source):
-    assert not stale(source), (f"{[str(p) for p in stale(source)]} differ from {source.name}: "
-                               "run `make notebooks` and commit the result")
+    assert not stale(source), (
+        f"{[str(p) for p in stale(source)]} differ from {source.name}: run `make notebooks` and commit the result"
+    )
 
 
 @pytest.mark.parametrize("source", list_sources(), ids=lambda p: p.stem)
@@ -105,7 +116,7 @@ def test_every_notebook_has_a_source_and_an_exercises_copy(source):
 
 
 def test_no_notebook_without_a_source():
-    from interp_helpers.build import EXERCISE_DIR, NOTEBOOK_DIR
+    from interp_helpers.workbook.build import EXERCISE_DIR, NOTEBOOK_DIR
 
     sources = {p.stem for p in list_sources()}
     orphans = [p.name for d in (NOTEBOOK_DIR, EXERCISE_DIR) for p in d.glob("*.ipynb") if p.stem not in sources]

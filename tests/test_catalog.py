@@ -1,7 +1,7 @@
 import pytest
-
 from conftest import TINY
-from interp_helpers.catalog import CatalogError, find_notebook, parse_parameters_cell, read_notebook_info
+
+from interp_helpers.workbook.catalog import CatalogError, find_notebook, parse_parameters_cell, read_notebook_info
 
 
 def test_parse_parameters_cell_types_defaults_and_help():
@@ -17,8 +17,7 @@ def test_parse_parameters_cell_types_defaults_and_help():
 
 @pytest.mark.parametrize(
     "source, message",
-    [("x = 5\n", "expected 'name: type = literal'"), ("x: dict = {}\n", "not supported"),
-     ("import os\n", "expected")],
+    [("x = 5\n", "expected 'name: type = literal'"), ("x: dict = {}\n", "not supported"), ("import os\n", "expected")],
 )
 def test_parse_parameters_cell_rejects_untyped_lines(source, message):
     with pytest.raises(CatalogError, match=message):
@@ -27,9 +26,16 @@ def test_parse_parameters_cell_rejects_untyped_lines(source, message):
 
 @pytest.mark.parametrize(
     "type_name, text, expected",
-    [("int", "3", 3), ("float", "1e-3", 1e-3), ("bool", "True", True), ("bool", "0", False),
-     ("str", "hi", "hi"), ("list[float]", "1,2.5", [1.0, 2.5]), ("list[int]", "[1, 2]", [1, 2]),
-     ("list[str]", "a,b", ["a", "b"])],
+    [
+        ("int", "3", 3),
+        ("float", "1e-3", 1e-3),
+        ("bool", "True", True),
+        ("bool", "0", False),
+        ("str", "hi", "hi"),
+        ("list[float]", "1,2.5", [1.0, 2.5]),
+        ("list[int]", "[1, 2]", [1, 2]),
+        ("list[str]", "a,b", ["a", "b"]),
+    ],
 )
 def test_parameter_parse(type_name, text, expected):
     params = parse_parameters_cell(f"x: {type_name} = {expected!r}\n")
@@ -84,11 +90,14 @@ def test_conditions_are_read_from_the_comment():
     params["hi"].check(4, values)  # in range: no error
 
 
-@pytest.mark.parametrize("source, message", [
-    ("n: int = 0  # 1 <= n <= 3; too small a default\n", "default of parameter n=0"),
-    ("n: int = 1  # 1 <= n <= open('x'); calls a function\n", "may only call"),
-    ("n: int = 1  # 1 <= n <= m; names another\n", "not a parameter"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("n: int = 0  # 1 <= n <= 3; too small a default\n", "default of parameter n=0"),
+        ("n: int = 1  # 1 <= n <= open('x'); calls a function\n", "may only call"),
+        ("n: int = 1  # 1 <= n <= m; names another\n", "not a parameter"),
+    ],
+)
 def test_bad_conditions_are_rejected_when_read(source, message):
     with pytest.raises(CatalogError, match=message):
         parse_parameters_cell(source)
@@ -106,10 +115,13 @@ def test_validate_checks_the_whole_set_and_names_unknowns():
 
 
 def test_every_numeric_parameter_declares_its_range():
-    from interp_helpers.catalog import list_notebooks
+    from interp_helpers.workbook.catalog import list_notebooks
 
     for path in list_notebooks():
         info = read_notebook_info(path)
-        bare = [p.name for p in info.parameters.values() if p.type in ("int", "float", "list[int]", "list[float]")
-                and not p.condition]
+        bare = [
+            p.name
+            for p in info.parameters.values()
+            if p.type in ("int", "float", "list[int]", "list[float]") and not p.condition
+        ]
         assert not bare, f"{path.name}: numeric parameters without a declared range: {bare}"

@@ -15,8 +15,14 @@ def _rejected(exercise, wrong, *words):
         assert word in message, f"{wrong.__name__}: {message!r} lacks {word!r}"
 
 
-ALL = [checks.per_token_loss, checks.previous_token_scores, checks.induction_scores, checks.copying_eigen_score,
-       checks.k_composition_scores, checks.ablate_head_hook]
+ALL = [
+    checks.per_token_loss,
+    checks.previous_token_scores,
+    checks.induction_scores,
+    checks.copying_eigen_score,
+    checks.k_composition_scores,
+    checks.ablate_head_hook,
+]
 
 
 def test_numbers_follow_the_notebook_order():

@@ -6,9 +6,9 @@ import functools
 import pytest
 import torch
 
-from interp_helpers import ioi_circuit, patching
 from interp_helpers.checkers import ioi as checks
 from interp_helpers.checkers.core import SOLVED, run_check
+from interp_helpers.transformer_circuits import ioi_circuit, patching
 
 
 def _rejected(exercise, fn, *words):
@@ -52,7 +52,9 @@ def test_logit_diff_mistakes():
     _rejected(ex, lambda lg, e, io, s: -solution_logit_diff_per_prompt(lg, e, io, s), "wrong sign", "IO minus S")
     _rejected(ex, lambda lg, e, io, s: lg[rows(lg), -1, io] - lg[rows(lg), -1, s], "last position", "END")
     _rejected(ex, lambda lg, e, io, s: lg[:, e, io] - lg[:, e, s], "[batch, batch]", "torch.arange")
-    _rejected(ex, lambda lg, e, io, s: solution_logit_diff_per_prompt(lg, e, io, s).mean(), "one logit difference per prompt")
+    _rejected(
+        ex, lambda lg, e, io, s: solution_logit_diff_per_prompt(lg, e, io, s).mean(), "one logit difference per prompt"
+    )
     _rejected(ex, lambda lg, e, io, s: solution_logit_diff_per_prompt(lg, e - 1, io, s), "off by one")
     _rejected(ex, lambda lg, e, io, s: solution_logit_diff_per_prompt(lg.softmax(-1), e, io, s), "probabilities")
 
@@ -78,8 +80,11 @@ def test_attribution_mistakes():
     _rejected(ex, lambda st, sc, d: (centre(st) * sc * d).sum(-1), "multiplied by the LayerNorm scale")
     _rejected(ex, lambda st, sc, d: ((st / sc) * d).sum(-1), "not centred")
     _rejected(ex, lambda st, sc, d: (((st - st.mean(0, keepdim=True)) / sc) * d).sum(-1), "wrong axis", "d_model")
-    _rejected(ex, lambda st, sc, d: ((centre(st) / centre(st).norm(dim=-1, keepdim=True)) * d).sum(-1),
-              "normalised each component by itself")
+    _rejected(
+        ex,
+        lambda st, sc, d: ((centre(st) / centre(st).norm(dim=-1, keepdim=True)) * d).sum(-1),
+        "normalised each component by itself",
+    )
     _rejected(ex, lambda st, sc, d: ((centre(st) / sc) * d[0]).sum(-1), "prompt 0's direction")
     _rejected(ex, lambda st, sc, d: solution_residual_logit_diff_attribution(st, sc, d).T, "[batch, component]")
 
@@ -91,10 +96,15 @@ def test_attribution_matches_the_package_on_a_model():
     rows = torch.arange(3)
     logits, cache = model.run_with_cache(tokens)
     stack = cache.decompose_resid()[:, rows, end]
-    directions = (model.W_U.T[answers[:, 0]] - model.W_U.T[answers[:, 1]]) * model.ln_final.w  # as ioi.logit_diff_directions
+    directions = (
+        model.W_U.T[answers[:, 0]] - model.W_U.T[answers[:, 1]]
+    ) * model.ln_final.w  # as ioi.logit_diff_directions
     shares = solution_residual_logit_diff_attribution(stack, cache["ln_final.hook_scale"][rows, end], directions)
-    bias = model.b_U[answers[:, 0]] - model.b_U[answers[:, 1]] + \
-        model.ln_final.b @ (model.W_U[:, answers[:, 0]] - model.W_U[:, answers[:, 1]])
+    bias = (
+        model.b_U[answers[:, 0]]
+        - model.b_U[answers[:, 1]]
+        + model.ln_final.b @ (model.W_U[:, answers[:, 0]] - model.W_U[:, answers[:, 1]])
+    )
     expected = logits[rows, end, answers[:, 0]] - logits[rows, end, answers[:, 1]]
     torch.testing.assert_close(shares.sum(0) + bias, expected, atol=1e-4, rtol=1e-4)
 
@@ -125,6 +135,7 @@ def test_patch_hook_in_place_edit_passes():
         else:
             z[torch.arange(z.shape[0]), pos, head] = clean_z[torch.arange(z.shape[0]), pos, head]
         return z
+
     assert run_check(checks.patch_head_z, in_place)[0] == SOLVED
 
 
@@ -179,8 +190,13 @@ def _patch_grid(model, tokens, clean_cache, metric, value, hook_fn=solution_patc
 
 
 def solution_patch_each_head(model, corrupted_tokens, clean_cache, metric, clean_value, corrupted_value):
-    return _patch_grid(model, corrupted_tokens, clean_cache, metric,
-                       lambda patched: (patched - corrupted_value) / (clean_value - corrupted_value))
+    return _patch_grid(
+        model,
+        corrupted_tokens,
+        clean_cache,
+        metric,
+        lambda patched: (patched - corrupted_value) / (clean_value - corrupted_value),
+    )
 
 
 def test_patch_each_head_solution_passes():
@@ -190,22 +206,37 @@ def test_patch_each_head_solution_passes():
 def test_patch_each_head_mistakes():
     ex = checks.patch_each_head
     _rejected(ex, lambda m, t, c, mt, cv, xv: _patch_grid(m, t, c, mt, lambda p: p), "not normalised")
-    _rejected(ex, lambda m, t, c, mt, cv, xv: _patch_grid(m, t, c, mt, lambda p: (p - cv) / (cv - xv)),
-              "subtracted clean_value")
+    _rejected(
+        ex,
+        lambda m, t, c, mt, cv, xv: _patch_grid(m, t, c, mt, lambda p: (p - cv) / (cv - xv)),
+        "subtracted clean_value",
+    )
     _rejected(ex, lambda m, t, c, mt, cv, xv: _patch_grid(m, t, c, mt, lambda p: p / cv), "divided by clean_value")
     _rejected(ex, lambda m, t, c, mt, cv, xv: solution_patch_each_head(m, t, c, mt, cv, xv).T, "[head_index, layer]")
-    _rejected(ex, lambda m, t, c, mt, cv, xv: _patch_grid(m, t, c, mt, lambda p: (p - xv) / (cv - xv), per_layer=True),
-              "same value", "one head at a time")
+    _rejected(
+        ex,
+        lambda m, t, c, mt, cv, xv: _patch_grid(m, t, c, mt, lambda p: (p - xv) / (cv - xv), per_layer=True),
+        "same value",
+        "one head at a time",
+    )
 
     def leaves_hooks(model, tokens, clean_cache, metric, clean_value, corrupted_value):
         grid = solution_patch_each_head(model, tokens, clean_cache, metric, clean_value, corrupted_value)
         model.add_hook("blocks.0.attn.hook_z", lambda z, hook: z)
         return grid
+
     _rejected(ex, leaves_hooks, "hooks are still attached")
 
     def patches_nothing(model, tokens, clean_cache, metric, clean_value, corrupted_value):
-        return _patch_grid(model, tokens, clean_cache, metric, lambda p: (p - corrupted_value) / (clean_value - corrupted_value),
-                           hook_fn=lambda z, hook, head, clean_z: None)  # fmt: skip
+        return _patch_grid(
+            model,
+            tokens,
+            clean_cache,
+            metric,
+            lambda p: (p - corrupted_value) / (clean_value - corrupted_value),
+            hook_fn=lambda z, hook, head, clean_z: None,
+        )
+
     _rejected(ex, patches_nothing, "every head scored 0")
 
 
@@ -214,8 +245,9 @@ def test_patch_each_head_mistakes():
 # --------------------------------------------------------------------------------------
 
 
-def solution_attribution_patch_heads(model, corrupted_tokens, clean_cache, metric, sign=1.0, reduce="sum",
-                                     with_base=True, enable_grad=True):  # fmt: skip
+def solution_attribution_patch_heads(
+    model, corrupted_tokens, clean_cache, metric, sign=1.0, reduce="sum", with_base=True, enable_grad=True
+):
     names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
     saved = {}
 
@@ -226,7 +258,9 @@ def solution_attribution_patch_heads(model, corrupted_tokens, clean_cache, metri
     with grad_mode, model.hooks(fwd_hooks=[(name, keep) for name in names]):
         base = metric(model(corrupted_tokens))
         grads = torch.autograd.grad(base, [saved[name] for name in names])
-    rows = [getattr(sign * (clean_cache[n] - saved[n].detach()) * g, reduce)(dim=(0, 1, 3)) for n, g in zip(names, grads)]
+    rows = [
+        getattr(sign * (clean_cache[n] - saved[n].detach()) * g, reduce)(dim=(0, 1, 3)) for n, g in zip(names, grads)
+    ]
     return (base.detach() if with_base else 0.0) + torch.stack(rows)
 
 
@@ -236,7 +270,9 @@ def test_attribution_patching_solution_passes():
 
 def test_attribution_patching_mistakes():
     ex = checks.attribution_patch_heads
-    _rejected(ex, functools.partial(solution_attribution_patch_heads, sign=-1.0), "wrong sign", "clean z minus corrupted z")
+    _rejected(
+        ex, functools.partial(solution_attribution_patch_heads, sign=-1.0), "wrong sign", "clean z minus corrupted z"
+    )
     _rejected(ex, functools.partial(solution_attribution_patch_heads, reduce="mean"), "averaged")
     _rejected(ex, functools.partial(solution_attribution_patch_heads, with_base=False), "only the change")
     _rejected(ex, functools.partial(solution_attribution_patch_heads, enable_grad=False), "torch.enable_grad")
@@ -296,17 +332,23 @@ def test_path_patching_mistakes():
         return checks._activation_patch_sender(model, clean, corrupted, sender, metric)
 
     _rejected(ex, activation_patching, "activation patching of the sender")
-    _rejected(ex, lambda m, c, x, s, l, p, mt: variant(m, c, x, s, l, p, mt, freeze_heads=False), "other heads were not frozen")
+    _rejected(
+        ex,
+        lambda m, c, x, s, l, p, mt: variant(m, c, x, s, l, p, mt, freeze_heads=False),
+        "other heads were not frozen",
+    )
     _rejected(ex, lambda m, c, x, s, l, p, mt: variant(m, c, x, s, l, p, mt, freeze_mlps=False), "MLPs were not frozen")
     _rejected(ex, lambda m, c, x, s, l, p, mt: variant(m, c, x, s, l, None, mt), "every position")
     _rejected(ex, lambda m, c, x, s, l, p, mt: mt(m(x)), "corrupted run's metric", "CLEAN")
 
     def forgets_input_hooks(model, clean, corrupted, sender, mlp_layer, pos, metric):
         return metric(model(clean))  # what a step 3 whose hook on hook_mlp_in never runs gives
+
     _rejected(ex, forgets_input_hooks, "nothing was patched", "input_hooks")
 
     def leaves_flag_on(model, clean, corrupted, sender, mlp_layer, pos, metric):
         value = solution_path_patch_head_to_mlp(model, clean, corrupted, sender, mlp_layer, pos, metric)
         model.set_use_hook_mlp_in(True)
         return value
+
     _rejected(ex, leaves_flag_on, "hook_mlp_in was left switched on")

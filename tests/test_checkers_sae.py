@@ -17,8 +17,14 @@ def rejected(exercise, fn, *words):
         assert word in message, message
 
 
-ALL = [checks.sae_forward, checks.topk_activation, checks.explained_variance, checks.dead_and_dense_fractions,
-       checks.ce_loss_recovered, checks.best_latent_f1]
+ALL = [
+    checks.sae_forward,
+    checks.topk_activation,
+    checks.explained_variance,
+    checks.dead_and_dense_fractions,
+    checks.ce_loss_recovered,
+    checks.best_latent_f1,
+]
 
 
 def test_numbers_follow_the_notebook():
@@ -162,13 +168,21 @@ def test_explained_variance_solution_passes():
 
 
 def test_fraction_unexplained_is_rejected():
-    rejected(checks.explained_variance, lambda x, recon: 1 - explained_variance(x, recon), "scored 0",
-             "1 - the fraction unexplained")
+    rejected(
+        checks.explained_variance,
+        lambda x, recon: 1 - explained_variance(x, recon),
+        "scored 0",
+        "1 - the fraction unexplained",
+    )
 
 
 def test_variance_around_zero_is_rejected():
-    rejected(checks.explained_variance, lambda x, recon: 1 - (recon - x).pow(2).sum() / x.pow(2).sum(),
-             "around the batch mean", "not around zero")
+    rejected(
+        checks.explained_variance,
+        lambda x, recon: 1 - (recon - x).pow(2).sum() / x.pow(2).sum(),
+        "around the batch mean",
+        "not around zero",
+    )
 
 
 def test_global_unbiased_variance_is_rejected():
@@ -227,13 +241,19 @@ def test_dense_at_the_boundary_is_rejected():
 
 
 def test_swapped_fractions_are_rejected():
-    rejected(checks.dead_and_dense_fractions, lambda codes, dense_above=0.1: dead_and_dense_fractions(codes, dense_above)[::-1],
-             "swapped")
+    rejected(
+        checks.dead_and_dense_fractions,
+        lambda codes, dense_above=0.1: dead_and_dense_fractions(codes, dense_above)[::-1],
+        "swapped",
+    )
 
 
 def test_fixed_dense_threshold_is_rejected():
-    rejected(checks.dead_and_dense_fractions, lambda codes, dense_above=0.1: dead_and_dense_fractions(codes, 0.1),
-             "ignores `dense_above`")
+    rejected(
+        checks.dead_and_dense_fractions,
+        lambda codes, dense_above=0.1: dead_and_dense_fractions(codes, 0.1),
+        "ignores `dense_above`",
+    )
 
 
 # ------------------------------------------------------------------ 4.5 CE loss recovered
@@ -251,8 +271,11 @@ def splice_hook(act, hook, sae):
 
 def ce_loss_recovered(model, sae, hook_name, tokens, *, ratio="right", splice=True, ablate=True, shift=True):
     """The notebook's solution; the keyword arguments switch on one mistake each."""
-    loss = next_token_loss if shift else (
-        lambda logits, tokens: torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens.flatten()))
+    loss = (
+        next_token_loss
+        if shift
+        else (lambda logits, tokens: torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens.flatten()))
+    )
     clean = loss(model(tokens), tokens).item()
     hook = functools.partial(splice_hook, sae=sae) if splice else (lambda act, hook: act)
     spliced = loss(model.run_with_hooks(tokens, fwd_hooks=[(hook_name, hook)]), tokens).item()
@@ -271,13 +294,21 @@ def test_fraction_lost_is_rejected():
 
 
 def test_hook_that_does_not_splice_is_rejected():
-    rejected(checks.ce_loss_recovered, functools.partial(ce_loss_recovered, splice=False),
-             "spliced loss equals the clean loss", "reconstruction")
+    rejected(
+        checks.ce_loss_recovered,
+        functools.partial(ce_loss_recovered, splice=False),
+        "spliced loss equals the clean loss",
+        "reconstruction",
+    )
 
 
 def test_missing_ablation_is_rejected():
-    rejected(checks.ce_loss_recovered, functools.partial(ce_loss_recovered, ablate=False),
-             "zero-ablated loss equals the clean loss", "zeros_like")
+    rejected(
+        checks.ce_loss_recovered,
+        functools.partial(ce_loss_recovered, ablate=False),
+        "zero-ablated loss equals the clean loss",
+        "zeros_like",
+    )
 
 
 def test_unshifted_loss_is_rejected():

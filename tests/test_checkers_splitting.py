@@ -17,9 +17,18 @@ def assert_rejected(exercise, fn, *words):
         assert word in message, f"{fn.__name__}: {message!r} lacks {word!r}"
 
 
-@pytest.mark.parametrize("exercise", [checks.nearest_parent, checks.coactivation, checks.absorption,
-                                      checks.prefix_errors, checks.training_flops, checks.max_correlation],
-                         ids=lambda e: e.number)
+@pytest.mark.parametrize(
+    "exercise",
+    [
+        checks.nearest_parent,
+        checks.coactivation,
+        checks.absorption,
+        checks.prefix_errors,
+        checks.training_flops,
+        checks.max_correlation,
+    ],
+    ids=lambda e: e.number,
+)
 def test_reference_passes(exercise):
     assert run_check(exercise, exercise.reference) == (SOLVED, "solved")
 
@@ -121,17 +130,23 @@ def test_absorption_solution_passes():
             return {"n": 0, "parent_fires": math.nan, "absorbed": math.nan, "missed": math.nan}
         parent_on = parent_codes[both] > 0
         child_on = (child_codes[both] > 0).any(dim=-1)
-        return {"n": n, "parent_fires": parent_on.float().mean().item(),
-                "absorbed": (~parent_on & child_on).float().mean().item(),
-                "missed": (~parent_on & ~child_on).float().mean().item()}
+        return {
+            "n": n,
+            "parent_fires": parent_on.float().mean().item(),
+            "absorbed": (~parent_on & child_on).float().mean().item(),
+            "missed": (~parent_on & ~child_on).float().mean().item(),
+        }
 
     assert run_check(checks.absorption, absorption) == (SOLVED, "solved")
 
 
 def _absorption_from(on, parent_on, child_on):
-    return {"n": int(on.sum()), "parent_fires": parent_on.float().mean().item(),
-            "absorbed": (~parent_on & child_on).float().mean().item(),
-            "missed": (~parent_on & ~child_on).float().mean().item()}
+    return {
+        "n": int(on.sum()),
+        "parent_fires": parent_on.float().mean().item(),
+        "absorbed": (~parent_on & child_on).float().mean().item(),
+        "missed": (~parent_on & ~child_on).float().mean().item(),
+    }
 
 
 def test_absorption_rejects_ignoring_the_parent_label():
@@ -162,8 +177,12 @@ def test_absorption_rejects_counts():
     def counts(parent_codes, child_codes, parent_truth, child_truth):
         both = parent_truth & child_truth
         parent_on, child_on = parent_codes[both] > 0, (child_codes[both] > 0).any(-1)
-        return {"n": int(both.sum()), "parent_fires": int(parent_on.sum()), "absorbed": int((~parent_on & child_on).sum()),
-                "missed": int((~parent_on & ~child_on).sum())}
+        return {
+            "n": int(both.sum()),
+            "parent_fires": int(parent_on.sum()),
+            "absorbed": int((~parent_on & child_on).sum()),
+            "missed": int((~parent_on & ~child_on).sum()),
+        }
 
     assert_rejected(checks.absorption, counts, "fractions", "not counts")
 
@@ -173,8 +192,12 @@ def test_absorption_rejects_dividing_by_zero():
         both = parent_truth & child_truth
         n = int(both.sum())
         parent_on, child_on = parent_codes[both] > 0, (child_codes[both] > 0).any(-1)
-        return {"n": n, "parent_fires": int(parent_on.sum()) / n, "absorbed": int((~parent_on & child_on).sum()) / n,
-                "missed": int((~parent_on & ~child_on).sum()) / n}
+        return {
+            "n": n,
+            "parent_fires": int(parent_on.sum()) / n,
+            "absorbed": int((~parent_on & child_on).sum()) / n,
+            "missed": int((~parent_on & ~child_on).sum()) / n,
+        }
 
     assert_rejected(checks.absorption, python_division, "n = 0", "NaN")
 
@@ -247,9 +270,16 @@ def test_training_flops_solution_passes():
     assert run_check(checks.training_flops, training_flops) == (SOLVED, "solved")
 
 
-@pytest.mark.parametrize(("factor", "words"), [(4, "forward pass alone"), (8, "twice the forward"),
-                                               (6, "multiply and an add"), (2, "one matmul"),
-                                               (1, "weights x tokens")])
+@pytest.mark.parametrize(
+    ("factor", "words"),
+    [
+        (4, "forward pass alone"),
+        (8, "twice the forward"),
+        (6, "multiply and an add"),
+        (2, "one matmul"),
+        (1, "weights x tokens"),
+    ],
+)
 def test_training_flops_rejects_wrong_factors(factor, words):
     def wrong_factor(n_tokens, d_in, d_sae):
         return float(factor * n_tokens * d_in * d_sae)
@@ -283,7 +313,7 @@ def test_max_correlation_solution_passes():
 
 
 def test_max_correlation_solution_matches_the_package_on_sae_like_codes():
-    from interp_helpers.splitting import max_correlation
+    from interp_helpers.dictionaries.splitting import max_correlation
 
     generator = torch.Generator().manual_seed(0)
     codes_a = torch.randn(500, 64, generator=generator).sub(1.5).clamp_min(0)
@@ -338,7 +368,7 @@ def test_max_correlation_rejects_dead_units_of_b():
 
 def test_max_correlation_rejects_nan_from_dead_units_of_b():
     def torch_corrcoef(acts_a, acts_b):
-        corr = torch.corrcoef(torch.cat([acts_a, acts_b], dim=1).T)[: acts_a.shape[1], acts_a.shape[1]:]
+        corr = torch.corrcoef(torch.cat([acts_a, acts_b], dim=1).T)[: acts_a.shape[1], acts_a.shape[1] :]
         return corr.max(dim=1)
 
     assert_rejected(checks.max_correlation, torch_corrcoef, "NaN", "exclude it")

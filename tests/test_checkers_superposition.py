@@ -4,9 +4,9 @@ usual mistakes are rejected with their diagnosis."""
 import pytest
 import torch
 
-from interp_helpers import toy_models as tm
 from interp_helpers.checkers import superposition as checks
 from interp_helpers.checkers.core import SOLVED, run_check
+from interp_helpers.superposition import toy_models as tm
 
 # ------------------------------------------------------- the notebook's solutions, as written there
 
@@ -68,8 +68,12 @@ def test_reference_and_notebook_solution_pass(exercise, solution):
 def test_numbers_and_titles_follow_the_notebook():
     numbered = [(e.number, e.title) for e, _ in SOLUTIONS]
     assert numbered == [
-        ("1.1", "Sparse features"), ("1.2", "The ReLU-output model"), ("1.3", "The importance-weighted loss"),
-        ("1.4", "Phases of the 2 → 1 model"), ("1.5", "Dimensions per feature"), ("1.6", "Per-feature dimensionality"),
+        ("1.1", "Sparse features"),
+        ("1.2", "The ReLU-output model"),
+        ("1.3", "The importance-weighted loss"),
+        ("1.4", "Phases of the 2 → 1 model"),
+        ("1.5", "Dimensions per feature"),
+        ("1.6", "Per-feature dimensionality"),
     ]
 
 
@@ -79,7 +83,9 @@ def test_forward_reference_is_the_package_model():
     with torch.no_grad():
         model.b_final.normal_(generator=torch.Generator().manual_seed(1))
     x = tm.generate_batch(torch.full((3, 5), 0.3), 16, torch.Generator().manual_seed(2))
-    torch.testing.assert_close(checks.relu_output_model.reference(model.W, model.b_final.detach(), x), model(x).detach())
+    torch.testing.assert_close(
+        checks.relu_output_model.reference(model.W, model.b_final.detach(), x), model(x).detach()
+    )
 
 
 def test_loss_reference_is_the_package_loss_times_n_features():
@@ -132,14 +138,17 @@ def one_switch_per_example(p, batch_size, generator):  # every feature of an exa
     return torch.rand(_shape(p, batch_size), generator=generator) * (u < p.unsqueeze(-1))
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (sparsity_for_density, ["p = 1 - S", "ON"]),
-    (mask_only, ["all 1", "uniformly"]),
-    (reused_draw, ["uniform on [0, p]"]),
-    (global_rng, ["seeded alike", "generator"]),
-    (batch_first, ["batch goes last"]),
-    (one_switch_per_example, ["independent"]),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (sparsity_for_density, ["p = 1 - S", "ON"]),
+        (mask_only, ["all 1", "uniformly"]),
+        (reused_draw, ["uniform on [0, p]"]),
+        (global_rng, ["seeded alike", "generator"]),
+        (batch_first, ["batch goes last"]),
+        (one_switch_per_example, ["independent"]),
+    ],
+)
 def test_sparse_feature_mistakes(wrong, words):
     assert_rejected(checks.generate_sparse_features, wrong, *words)
 
@@ -171,14 +180,17 @@ def first_instance_only(W, b, x):
     return torch.relu(W[0].T @ (W[0] @ x) + b.unsqueeze(-1))
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (no_relu, ["negative", "apply ReLU"]),
-    (bias_outside_relu, ["inside the ReLU"]),
-    (no_bias, ["bias b is missing"]),
-    (hidden_relu, ["no ReLU on the hidden layer"]),
-    (bias_on_batch_axis, ["batch axis", "unsqueeze(-1)"]),
-    (first_instance_only, ["W[0]", "own W[k]"]),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (no_relu, ["negative", "apply ReLU"]),
+        (bias_outside_relu, ["inside the ReLU"]),
+        (no_bias, ["bias b is missing"]),
+        (hidden_relu, ["no ReLU on the hidden layer"]),
+        (bias_on_batch_axis, ["batch axis", "unsqueeze(-1)"]),
+        (first_instance_only, ["W[0]", "own W[k]"]),
+    ],
+)
 def test_forward_mistakes(wrong, words):
     assert_rejected(checks.relu_output_model, wrong, *words)
 
@@ -210,14 +222,17 @@ def one_number(x_hat, x, importance):  # reduces over instances too
     return ((x_hat - x).pow(2) * importance.unsqueeze(-1)).sum(-2).mean()
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (mean_over_features, ["sum over features", "batch only"]),
-    (sum_over_batch, ["average over the batch"]),
-    (no_importance, ["importances are missing"]),
-    (importance_inside_square, ["not inside the square"]),
-    (absolute_error, ["square the errors"]),
-    (one_number, ["one loss per instance"]),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (mean_over_features, ["sum over features", "batch only"]),
+        (sum_over_batch, ["average over the batch"]),
+        (no_importance, ["importances are missing"]),
+        (importance_inside_square, ["not inside the square"]),
+        (absolute_error, ["square the errors"]),
+        (one_number, ["one loss per instance"]),
+    ],
+)
 def test_loss_mistakes(wrong, words):
     assert_rejected(checks.importance_weighted_loss, wrong, *words)
 
@@ -265,14 +280,17 @@ def three_axes_only(W):  # W[:, 0, 0] assumes one instance axis
     return _phases(on, cos=torch.sign(W[:, 0, 0] * W[:, 0, 1]))
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (signed_threshold, ["NORM", "whatever its sign"]),
-    (any_pair_is_antipodal, ["not antipodal", "'other' (3)"]),
-    (swapped_phases, ["swapped", "'not learned' (0)"]),
-    (nothing_is_not_learned, ["represents nothing", "'other' (3)"]),
-    (float_phases, ["integers"]),
-    (three_axes_only, ["IndexError"]),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (signed_threshold, ["NORM", "whatever its sign"]),
+        (any_pair_is_antipodal, ["not antipodal", "'other' (3)"]),
+        (swapped_phases, ["swapped", "'not learned' (0)"]),
+        (nothing_is_not_learned, ["represents nothing", "'other' (3)"]),
+        (float_phases, ["integers"]),
+        (three_axes_only, ["IndexError"]),
+    ],
+)
 def test_phase_mistakes(wrong, words):
     assert_rejected(checks.classify_phase, wrong, *words)
 
@@ -300,13 +318,16 @@ def fixed_axes(W):  # dims (1, 2) assume exactly one instance axis
     return W.shape[-2] / W.pow(2).sum(dim=(1, 2))
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (n_features_not_m, ["hidden dimensions", "not the number of features"]),
-    (unsquared_norm, ["SQUARED Frobenius"]),
-    (upside_down, ["upside down"]),
-    (all_models_at_once, ["one D* per model"]),
-    (fixed_axes, ["dim=(-2, -1)"]),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (n_features_not_m, ["hidden dimensions", "not the number of features"]),
+        (unsquared_norm, ["SQUARED Frobenius"]),
+        (upside_down, ["upside down"]),
+        (all_models_at_once, ["one D* per model"]),
+        (fixed_axes, ["dim=(-2, -1)"]),
+    ],
+)
 def test_dimensions_per_feature_mistakes(wrong, words):
     assert_rejected(checks.dimensions_per_feature, wrong, *words)
 
@@ -349,14 +370,17 @@ def rows_normalised(W):  # normalises over the wrong axis
     return _ratio(W, (W_hat.transpose(-1, -2) @ W).pow(2))
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (unsquared_dots, ["square each dot product"]),
-    (without_self, ["includes j = i"]),
-    (no_clamp, ["dead feature", "clamp"]),
-    (not_normalised, ["divided D_i by 4", "normalise W_i"]),
-    (both_normalised, ["multiplied D_i by 4", "normalise only W_i"]),
-    (rows_normalised, ["D_i of"]),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (unsquared_dots, ["square each dot product"]),
+        (without_self, ["includes j = i"]),
+        (no_clamp, ["dead feature", "clamp"]),
+        (not_normalised, ["divided D_i by 4", "normalise W_i"]),
+        (both_normalised, ["multiplied D_i by 4", "normalise only W_i"]),
+        (rows_normalised, ["D_i of"]),
+    ],
+)
 def test_feature_dimensionality_mistakes(wrong, words):
     assert_rejected(checks.feature_dimensionality, wrong, *words)
 

@@ -7,13 +7,22 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.head_detector import detect_head
 
-from interp_helpers import circuits, induction
-from interp_helpers.corpus import NAMES
-from interp_helpers.tokenizer import load_tokenizer
+from interp_helpers.modelzoo.corpus import NAMES
+from interp_helpers.modelzoo.tokenizer import load_tokenizer
+from interp_helpers.transformer_circuits import circuits, induction
 
-
-SMALL = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, n_ctx=24, d_vocab=50, attn_only=True,
-             normalization_type="LN", act_fn=None, seed=0)  # fmt: skip
+SMALL = dict(
+    n_layers=2,
+    d_model=32,
+    n_heads=4,
+    d_head=8,
+    n_ctx=24,
+    d_vocab=50,
+    attn_only=True,
+    normalization_type="LN",
+    act_fn=None,
+    seed=0,
+)
 
 
 def _model(**overrides) -> HookedTransformer:
@@ -59,7 +68,9 @@ def test_copying_matches_dense_computation():
         for head in range(4):
             dense = model.W_E @ model.W_V[layer, head] @ model.W_O[layer, head] @ model.W_U
             eig = torch.linalg.eigvals(dense.double())
-            assert scores.eigen[layer, head].item() == pytest.approx((eig.sum() / eig.abs().sum()).real.item(), abs=1e-4)
+            assert scores.eigen[layer, head].item() == pytest.approx(
+                (eig.sum() / eig.abs().sum()).real.item(), abs=1e-4
+            )
             top = dense.topk(3, dim=-1).indices
             hit = (top == torch.arange(200)[:, None]).any(-1).float().mean()
             assert scores.top_k[layer, head].item() == pytest.approx(hit.item())
@@ -114,7 +125,9 @@ def test_k_composing_pair_stands_out():
 
 
 def _tokens(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    rep = induction.repeated_random_tokens(torch.arange(1, 50), batch, 24, (4, 8), 0, torch.Generator().manual_seed(seed))
+    rep = induction.repeated_random_tokens(
+        torch.arange(1, 50), batch, 24, (4, 8), 0, torch.Generator().manual_seed(seed)
+    )
     return rep.tokens, rep.second
 
 
@@ -138,7 +151,7 @@ def test_ablation_all_targets_and_hooks_removed_after_error():
     tokens, _ = _tokens(2, seed=3)
     result = circuits.ablate_each_head(model, tokens, progress=False)
     assert result.clean == pytest.approx(induction.clean_loss(model, tokens).mean().item(), abs=1e-5)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - a shape error; its type depends on jaxtyping being on
         circuits.ablate_each_head(model, tokens, torch.ones(2, 5, dtype=torch.bool), progress=False)
     with pytest.raises(ValueError):
         circuits.ablate_each_head(model, tokens, kind="resample", progress=False)
@@ -153,7 +166,9 @@ def test_ablation_all_targets_and_hooks_removed_after_error():
 def test_induction_scores_agree_with_head_detector():
     """induction.py's head scores x n_valid / pos == detect_head's "mul" scores (see circuits' docstring)."""
     tok = load_tokenizer()
-    cfg = HookedTransformerConfig(**(SMALL | dict(d_vocab=len(tok), default_prepend_bos=True, tokenizer_prepends_bos=False)))
+    cfg = HookedTransformerConfig(
+        **(SMALL | dict(d_vocab=len(tok), default_prepend_bos=True, tokenizer_prepends_bos=False))
+    )
     model = HookedTransformer(cfg, tokenizer=tok)
     text = " ".join(NAMES[:6] + NAMES[1:5])  # every name one token: BOS A B C D E F B C D E
     tokens = model.to_tokens(text)
@@ -161,13 +176,17 @@ def test_induction_scores_agree_with_head_detector():
     pos = tokens.shape[1]
     ours = induction.head_scores(model, tokens)
     earlier = induction.previous_occurrence(tokens)[0]
-    n_valid = {"previous_token": pos - 1,
-               "duplicate_token": int((earlier >= 0).sum()),
-               "induction": int(((earlier >= 0) & (earlier + 1 <= torch.arange(pos))).sum())}  # fmt: skip
+    n_valid = {
+        "previous_token": pos - 1,
+        "duplicate_token": int((earlier >= 0).sum()),
+        "induction": int(((earlier >= 0) & (earlier + 1 <= torch.arange(pos))).sum()),
+    }
     assert n_valid["duplicate_token"] == 4 and n_valid["induction"] == 4
-    for ours_name, theirs_name in [("previous_token", "previous_token_head"),
-                                   ("duplicate_token", "duplicate_token_head"),
-                                   ("induction", "induction_head")]:  # fmt: skip
+    for ours_name, theirs_name in [
+        ("previous_token", "previous_token_head"),
+        ("duplicate_token", "duplicate_token_head"),
+        ("induction", "induction_head"),
+    ]:
         theirs = detect_head(model, text, theirs_name)
         torch.testing.assert_close(ours[ours_name] * n_valid[ours_name] / pos, theirs, atol=1e-5, rtol=0)
 
@@ -181,7 +200,9 @@ def test_ablate_heads_matches_one_at_a_time_and_zeroed_weights():
     model = _model()
     tokens = torch.randint(1, 50, (3, 12), generator=torch.Generator().manual_seed(0))
     naive = circuits.ablate_each_head_naive(model, tokens, kind="mean", progress=False)
-    assert circuits.ablate_heads(model, tokens, [(1, 2)], kind="mean") == pytest.approx(naive.ablated[1, 2].item(), abs=1e-5)
+    assert circuits.ablate_heads(model, tokens, [(1, 2)], kind="mean") == pytest.approx(
+        naive.ablated[1, 2].item(), abs=1e-5
+    )
     edited = _model()
     with torch.no_grad():
         edited.blocks[0].attn.W_O[1] = 0.0
@@ -214,13 +235,19 @@ def test_head_logit_attribution_matches_transformer_lens_stack():
     # the same kernel at explicit positions and directions
     rows = torch.tensor([0, 1])
     pos = torch.tensor([3, 7])
-    direct = circuits.head_direct_attribution(model, tokens, pos, circuits.unembed_directions(model, tokens[rows, pos + 1]))
+    direct = circuits.head_direct_attribution(
+        model, tokens, pos, circuits.unembed_directions(model, tokens[rows, pos + 1])
+    )
     one_hot = torch.zeros(2, 10, dtype=torch.bool)
     one_hot[rows, pos + 1] = True  # a loss mask marks the predicted tokens
     torch.testing.assert_close(direct, circuits.head_logit_attribution(model, tokens, one_hot))
     # an ablation hook is attached for that run only, and zeroes the head's attribution
-    from interp_helpers.induction import zero_head_hook
     import functools
-    ablated = circuits.head_logit_attribution(model, tokens, mask, [("blocks.1.attn.hook_z", functools.partial(zero_head_hook, head=2))])
+
+    from interp_helpers.transformer_circuits.induction import zero_head_hook
+
+    ablated = circuits.head_logit_attribution(
+        model, tokens, mask, [("blocks.1.attn.hook_z", functools.partial(zero_head_hook, head=2))]
+    )
     assert ablated[1, 2].abs().item() < 1e-6 and not torch.allclose(ablated, ours)
     assert circuits.hooks_attached(model) == 0

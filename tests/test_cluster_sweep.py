@@ -8,22 +8,35 @@ import csv
 import json
 
 import pytest
-
 from conftest import TINY, run_cli
 
 
 @pytest.fixture(scope="module")
 def cluster():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as local:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as local:
         yield local.scheduler_address
 
 
 def test_sweep_on_a_cluster_writes_what_a_local_sweep_writes(cluster, tmp_path):
     out = tmp_path / "sweep"
-    done = run_cli("sweep", str(TINY), "-p", "count", "1,2", "-p", "fail", "false,true",
-                   "--cluster", cluster, "--out", str(out), timeout=600)
+    done = run_cli(
+        "sweep",
+        str(TINY),
+        "-p",
+        "count",
+        "1,2",
+        "-p",
+        "fail",
+        "false,true",
+        "--cluster",
+        cluster,
+        "--out",
+        str(out),
+        timeout=600,
+    )
     assert done.returncode == 1, done.stderr  # the fail=true points fail, and are reported
     assert "2/4 points ok" in done.stdout
     with (out / "results.csv").open() as handle:
@@ -39,15 +52,38 @@ def test_sweep_on_a_cluster_writes_what_a_local_sweep_writes(cluster, tmp_path):
     assert json.loads((point / "result.json").read_text())["status"] == "ok"
 
     marker = (point / "result.json").read_text()
-    again = run_cli("sweep", str(TINY), "-p", "count", "1,2", "-p", "fail", "false",
-                    "--cluster", cluster, "--out", str(out), timeout=300)
+    again = run_cli(
+        "sweep",
+        str(TINY),
+        "-p",
+        "count",
+        "1,2",
+        "-p",
+        "fail",
+        "false",
+        "--cluster",
+        cluster,
+        "--out",
+        str(out),
+        timeout=300,
+    )
     assert again.returncode == 0 and "2/2 points ok" in again.stdout
     assert (point / "result.json").read_text() == marker, "a finished point must not run again"
 
 
 def test_unreachable_scheduler_is_one_line(tmp_path):
-    done = run_cli("sweep", str(TINY), "-p", "count", "1", "--cluster", "tcp://127.0.0.1:9",
-                   "--out", str(tmp_path / "out"), timeout=120)
+    done = run_cli(
+        "sweep",
+        str(TINY),
+        "-p",
+        "count",
+        "1",
+        "--cluster",
+        "tcp://127.0.0.1:9",
+        "--out",
+        str(tmp_path / "out"),
+        timeout=120,
+    )
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.startswith("workbook: ")]
     assert len(lines) == 1 and "cannot reach a Dask scheduler" in lines[0], done.stderr

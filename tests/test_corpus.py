@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from interp_helpers.corpus import (
+from interp_helpers.modelzoo.corpus import (
     B64_CLASSES,
     FUNCTION_LABEL,
     GENRES,
@@ -209,9 +209,7 @@ def test_stories_have_names_outside_ioi(docs):
     outside = 0
     for doc in by_genre(docs, "story"):
         ioi = [(s.start, s.end) for s in spans_with(doc, "ioi_template")]
-        outside += sum(
-            1 for s in spans_with(doc, "name") if not any(a <= s.start < b for a, b in ioi)
-        )
+        outside += sum(1 for s in spans_with(doc, "name") if not any(a <= s.start < b for a, b in ioi))
         for s in spans_with(doc, "name"):
             assert doc.text[s.start : s.end] == s.labels["name"]
     assert outside > 100

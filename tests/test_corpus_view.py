@@ -6,9 +6,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from interp_helpers import corpus, corpus_view, plots
-from interp_helpers.attention_view import EXTERNAL_SCRIPT
-from interp_helpers.tokenizer import encode_document, load_tokenizer
+from interp_helpers.figures import plots
+from interp_helpers.modelzoo import corpus, corpus_view
+from interp_helpers.modelzoo.tokenizer import encode_document, load_tokenizer
+from interp_helpers.transformer_circuits.attention_view import EXTERNAL_SCRIPT
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +84,25 @@ def test_document_html_cuts_long_documents(tok, docs):
 
 
 def test_zoo_table_rows():
-    card = {"name": "zoo-x", "full_run": True, "tokens_seen": 1000, "wall_time_s": 90.0,
-            "spec": {"n_layers": 1, "d_model": 8, "n_heads": 2, "d_mlp": None, "n_ctx": 16,
-                     "positional_embedding_type": "standard"},
-            "eval_loss_per_genre": {"story": 1.5},
-            "acceptance": {"checks": [{"metric": "m", "value": 0.5, "op": "<=", "threshold": 1.0, "passed": True}],
-                           "passed": True}}  # fmt: skip
+    card = {
+        "name": "zoo-x",
+        "full_run": True,
+        "tokens_seen": 1000,
+        "wall_time_s": 90.0,
+        "spec": {
+            "n_layers": 1,
+            "d_model": 8,
+            "n_heads": 2,
+            "d_mlp": None,
+            "n_ctx": 16,
+            "positional_embedding_type": "standard",
+        },
+        "eval_loss_per_genre": {"story": 1.5},
+        "acceptance": {
+            "checks": [{"metric": "m", "value": 0.5, "op": "<=", "threshold": 1.0, "passed": True}],
+            "passed": True,
+        },
+    }
     row = corpus_view.card_summary(card)
     assert row["d_mlp"] == "attn-only" and row["loss story"] == 1.5 and "pass" in row["acceptance"]
     missing = corpus_view.missing_summary("zoo-y")
@@ -105,8 +119,9 @@ def test_moving_average():
 
 def test_zoo_figures():
     tokens = np.arange(10) * 100.0
-    fig = plots.loss_curves_figure({"a": (tokens, np.linspace(8, 2, 10)), "b": (tokens, np.linspace(8, 3, 10))},
-                                   "curves", smooth=3, ln_vocab=8.3)
+    fig = plots.loss_curves_figure(
+        {"a": (tokens, np.linspace(8, 2, 10)), "b": (tokens, np.linspace(8, 3, 10))}, "curves", smooth=3, ln_vocab=8.3
+    )
     assert isinstance(fig, go.Figure) and len(fig.data) == 2 and fig.layout.xaxis.title.text == "tokens seen"
     bars = plots.genre_loss_figure({"a": {"story": 1.0, "repeat": 6.0}, "b": {"story": 1.1, "repeat": 6.1}}, "bars")
     assert len(bars.data) == 2 and list(bars.data[0].x) == ["story", "repeat"] and bars.layout.barmode == "group"

@@ -26,9 +26,7 @@ def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     conda = _pip_section((ROOT / "environment.yml").read_text())
     assert "-e ." in conda, "environment.yml must install the package itself (-e .)"
-    assert sorted(map(_normalise, project["dependencies"])) == sorted(
-        _normalise(d) for d in conda if d != "-e ."
-    )
+    assert sorted(map(_normalise, project["dependencies"])) == sorted(_normalise(d) for d in conda if d != "-e .")
     assert "python=3.11" in (ROOT / "environment.yml").read_text()
 
 

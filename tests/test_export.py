@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from interp_helpers.export import (
+from interp_helpers.workbook.export import (
     PLOTLY_MIME,
     WIDGET_STATE_MIME,
     WIDGET_VIEW_MIME,
@@ -17,13 +17,18 @@ from interp_helpers.export import (
 )
 
 MB = 1_000_000
-MATH = r"Loss $\sum_i I_i (x_i - x'_i)^2$, with $\lVert W_i \rVert \approx 1$." "\n\n" r"$$x' = \mathrm{ReLU}(W^\top W x + b)$$"
+MATH = (
+    r"Loss $\sum_i I_i (x_i - x'_i)^2$, with $\lVert W_i \rVert \approx 1$."
+    "\n\n"
+    r"$$x' = \mathrm{ReLU}(W^\top W x + b)$$"
+)
 
 
 def _notebook_with_figures(n):
     outputs = [
-        nbformat.v4.new_output("display_data", data={PLOTLY_MIME: go.Figure(go.Bar(y=[i, 1])).to_plotly_json(),
-                                                      "text/plain": "fig"})
+        nbformat.v4.new_output(
+            "display_data", data={PLOTLY_MIME: go.Figure(go.Bar(y=[i, 1])).to_plotly_json(), "text/plain": "fig"}
+        )
         for i in range(n)
     ]
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=outputs)])
@@ -33,10 +38,12 @@ def small_executed_notebook() -> nbformat.NotebookNode:
     """What an executed notebook holds, built in-process: math, a figure, two attention views, the explorer."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    from interp_helpers import attention_view, widgets
+    from interp_helpers.figures import widgets
+    from interp_helpers.transformer_circuits import attention_view
 
-    cfg = HookedTransformerConfig(n_layers=1, d_model=16, n_heads=2, d_head=8, n_ctx=8, d_vocab=10,
-                                  attn_only=True, act_fn=None, seed=0)  # fmt: skip
+    cfg = HookedTransformerConfig(
+        n_layers=1, d_model=16, n_heads=2, d_head=8, n_ctx=8, d_vocab=10, attn_only=True, act_fn=None, seed=0
+    )
     model = HookedTransformer(cfg).eval()
     views = [attention_view.attention_heads(model, torch.tensor([0, 3, 4, 3, 4]), layer=0) for _ in range(2)]
     box = widgets.superposition_explorer(density=0.3, steps=20, n_seeds=1)
@@ -45,11 +52,21 @@ def small_executed_notebook() -> nbformat.NotebookNode:
         cells=[
             nbformat.v4.new_markdown_cell(MATH),
             nbformat.v4.new_code_cell(outputs=[nbformat.from_dict(figure)]),
-            *[nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output("display_data", data={"text/html": v.html})])
-              for v in views],
-            nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output("display_data", data={
-                WIDGET_VIEW_MIME: {"model_id": box.model_id, "version_major": 2, "version_minor": 0},
-                "text/plain": "VBox()"})]),
+            *[
+                nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output("display_data", data={"text/html": v.html})])
+                for v in views
+            ],
+            nbformat.v4.new_code_cell(
+                outputs=[
+                    nbformat.v4.new_output(
+                        "display_data",
+                        data={
+                            WIDGET_VIEW_MIME: {"model_id": box.model_id, "version_major": 2, "version_minor": 0},
+                            "text/plain": "VBox()",
+                        },
+                    )
+                ]
+            ),
         ],
         metadata={"widgets": {WIDGET_STATE_MIME: box.get_manager_state(widgets=[box, *_descendants(box)])}},
     )
@@ -95,7 +112,7 @@ def test_math_becomes_mathml_without_mathjax():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(MATH)])
     html = notebook_to_html(nb)
     assert html.count("<math ") == 3 and 'display="block"' in html
-    body = html[html.index("<body"):]
+    body = html[html.index("<body") :]
     assert "$" not in re.sub(r"<script.*?</script>", "", body, flags=re.S), "raw TeX left in the page"
     assert "mathjax" not in html.lower()
 
@@ -120,10 +137,20 @@ def test_small_notebook_exports_are_light_and_self_contained(tmp_path):
     ipynb_text = (tmp_path / "small.ipynb").read_text()
     html = html_path.read_text()
 
-    assert _bundle_counts(html) == {"plotly": 1, "circuitsvis": 1, "raw plotly.js": 0, "raw circuitsvis": 0,
-                                    "mathjax": 0}
-    assert _bundle_counts(ipynb_text.replace('\\"', '"')) == {"plotly": 0, "circuitsvis": 1, "raw plotly.js": 0, "raw circuitsvis": 0,
-                                          "mathjax": 0}
+    assert _bundle_counts(html) == {
+        "plotly": 1,
+        "circuitsvis": 1,
+        "raw plotly.js": 0,
+        "raw circuitsvis": 0,
+        "mathjax": 0,
+    }
+    assert _bundle_counts(ipynb_text.replace('\\"', '"')) == {
+        "plotly": 0,
+        "circuitsvis": 1,
+        "raw plotly.js": 0,
+        "raw circuitsvis": 0,
+        "mathjax": 0,
+    }
     sources = re.findall(r"<script[^>]*\ssrc\s*=\s*[\"']?([^\"' >]+)", html)
     assert sources == [], sources
     assert not re.search(r"<script[^>]*>[^<]*https?://", html), "a script still fetches from the web"

@@ -15,7 +15,7 @@ import shutil
 import nbformat
 import pytest
 
-from interp_helpers.export import write_executed
+from interp_helpers.workbook.export import write_executed
 
 pytestmark = pytest.mark.browser
 
@@ -31,7 +31,8 @@ SETUP = """\
 import torch
 import plotly.graph_objects as go
 from transformer_lens import HookedTransformer, HookedTransformerConfig
-from interp_helpers import attention_view, widgets
+from interp_helpers.transformer_circuits import attention_view
+from interp_helpers.figures import widgets
 
 cfg = HookedTransformerConfig(n_layers=1, d_model=16, n_heads=2, d_head=8, n_ctx=8, d_vocab=10,
                               attn_only=True, act_fn=None, seed=0)
@@ -61,17 +62,19 @@ def exported(tmp_path_factory):
     _require_browser()
     from nbclient import NotebookClient
 
-    from interp_helpers.runner import KERNEL_NAME
+    from interp_helpers.workbook.runner import KERNEL_NAME
 
     folder = tmp_path_factory.mktemp("offline")
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell(MATH),
-        nbformat.v4.new_code_cell(SETUP),
-        nbformat.v4.new_code_cell("go.Figure(go.Scatter(y=[1, 3, 2], mode='lines+markers'))"),
-        nbformat.v4.new_code_cell("attention_view.attention_heads(model, tokens, layer=0)"),
-        nbformat.v4.new_code_cell("attention_view.attention_heads(model, tokens, layer=0, heads=[1])"),
-        nbformat.v4.new_code_cell("widgets.superposition_explorer(density=0.3, steps=20, n_seeds=1)"),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell(MATH),
+            nbformat.v4.new_code_cell(SETUP),
+            nbformat.v4.new_code_cell("go.Figure(go.Scatter(y=[1, 3, 2], mode='lines+markers'))"),
+            nbformat.v4.new_code_cell("attention_view.attention_heads(model, tokens, layer=0)"),
+            nbformat.v4.new_code_cell("attention_view.attention_heads(model, tokens, layer=0, heads=[1])"),
+            nbformat.v4.new_code_cell("widgets.superposition_explorer(density=0.3, steps=20, n_seeds=1)"),
+        ]
+    )
     NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=300, resources={"metadata": {"path": str(folder)}}).execute()
     ipynb = folder / "small.ipynb"
     return ipynb, write_executed(nb, ipynb)
@@ -92,15 +95,26 @@ def test_html_copy_renders_offline(exported):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
         )
         context = browser.new_context(viewport={"width": 1200, "height": 900})
         context.set_offline(True)
         context.route("**/*", lambda route: route.continue_() if route.request.url == url else route.abort())
         page = context.new_page()
-        page.on("request", lambda request: request.url == url or request.url.startswith(("data:", "blob:"))
-                or requested.append(request.url))
+        page.on(
+            "request",
+            lambda request: (
+                request.url == url or request.url.startswith(("data:", "blob:")) or requested.append(request.url)
+            ),
+        )
         page.on("pageerror", lambda err: errors.append(str(err)))
         page.goto(url)
 

@@ -6,18 +6,28 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interp_helpers import features as F
-from interp_helpers import recovery
-from interp_helpers import sae as S
-from interp_helpers.activations import hook_width
+from interp_helpers.dictionaries import features as F
+from interp_helpers.dictionaries import recovery
+from interp_helpers.dictionaries import sae as S
+from interp_helpers.dictionaries.activations import hook_width
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
 def model() -> HookedTransformer:
-    cfg = HookedTransformerConfig(n_layers=1, d_model=16, n_ctx=8, d_head=4, n_heads=4, d_mlp=32, d_vocab=20,
-                                  act_fn="gelu", normalization_type="LN", seed=0)
+    cfg = HookedTransformerConfig(
+        n_layers=1,
+        d_model=16,
+        n_ctx=8,
+        d_head=4,
+        n_heads=4,
+        d_mlp=32,
+        d_vocab=20,
+        act_fn="gelu",
+        normalization_type="LN",
+        seed=0,
+    )
     return HookedTransformer(cfg)
 
 
@@ -59,8 +69,17 @@ def test_dashboard_html_is_static_and_shows_every_part(model):
     acts = torch.relu(torch.randn(40, 32, generator=torch.Generator().manual_seed(1)))
     tokens = torch.randint(0, 20, (5, 8), generator=torch.Generator().manual_seed(2))
     where = F.token_positions(torch.ones(5, 8, dtype=torch.bool))
-    card = F.feature_card(3, acts, tokens, where, model, "blocks.0.mlp.hook_post", torch.eye(32),
-                          best_labels=[[("topic=a/b/c", 0.5)]] * 32, k=4)
+    card = F.feature_card(
+        3,
+        acts,
+        tokens,
+        where,
+        model,
+        "blocks.0.mlp.hook_post",
+        torch.eye(32),
+        best_labels=[[("topic=a/b/c", 0.5)]] * 32,
+        k=4,
+    )
     assert card.unit == 3 and len(card.contexts) == 4 and card.best_labels == [("topic=a/b/c", 0.5)]
     html = F.dashboard_html(card).html
     assert "<script" not in html and "<svg" in html and "topic=a/b/c" in html and "boosts" in html

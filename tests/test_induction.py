@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.hook_points import HookPoint
 
-from interp_helpers import induction
-
+from interp_helpers.transformer_circuits import induction
 
 # BOS, then a b c twice: earlier occurrences are known by construction.
 TOKENS = torch.tensor([[0, 11, 12, 13, 11, 12, 13]])
@@ -112,8 +111,17 @@ def test_masked_mean_and_icl_score():
 
 @pytest.fixture(scope="module")
 def tiny() -> HookedTransformer:
-    cfg = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, n_ctx=32, d_vocab=50,
-                                  attn_only=True, normalization_type="LN", seed=0)
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=16,
+        n_heads=2,
+        d_head=8,
+        n_ctx=32,
+        d_vocab=50,
+        attn_only=True,
+        normalization_type="LN",
+        seed=0,
+    )
     return HookedTransformer(cfg)
 
 
@@ -149,15 +157,26 @@ def test_head_scores_shapes_and_ranges(tiny):
 
 def test_scores_agree_with_transformer_lens_head_detector():
     """Ours with queries="all" equal head_detector's "mul" scores on the same rows; "matched" is larger."""
-    from interp_helpers.tokenizer import load_tokenizer
-    from interp_helpers.zoo import token_pool
+    from interp_helpers.modelzoo.tokenizer import load_tokenizer
+    from interp_helpers.modelzoo.zoo import token_pool
 
     tok = load_tokenizer()
-    cfg = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, n_ctx=48, d_vocab=len(tok),
-                                  attn_only=True, normalization_type="LN", seed=1, default_prepend_bos=True)
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=16,
+        n_heads=2,
+        d_head=8,
+        n_ctx=48,
+        d_vocab=len(tok),
+        attn_only=True,
+        normalization_type="LN",
+        seed=1,
+        default_prepend_bos=True,
+    )
     model = HookedTransformer(cfg, tokenizer=tok)
-    rep = induction.repeated_random_tokens(token_pool(tok), 3, 30, (4, 12), tok.bos_token_id,
-                                           torch.Generator().manual_seed(0))
+    rep = induction.repeated_random_tokens(
+        token_pool(tok), 3, 30, (4, 12), tok.bos_token_id, torch.Generator().manual_seed(0)
+    )
     theirs = induction.head_detector_scores(model, rep.tokens)
     ours_all = induction.head_scores(model, rep.tokens, queries="all")
     ours = induction.head_scores(model, rep.tokens)

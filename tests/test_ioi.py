@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from interp_helpers import corpus, ioi
-from interp_helpers.corpus import IOI_TEMPLATES
-from interp_helpers.tokenizer import load_tokenizer
+from interp_helpers.modelzoo import corpus
+from interp_helpers.modelzoo.corpus import IOI_TEMPLATES
+from interp_helpers.modelzoo.tokenizer import load_tokenizer
+from interp_helpers.transformer_circuits import ioi
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +55,24 @@ def test_corrupted_sets_keep_every_position(clean, tok):
         assert len({n1, n2, s2}) == 3 and not {n1, n2, s2} & set(old)
     rows = torch.arange(len(clean))
     assert torch.equal(flipped.tokens[rows, clean.positions["S2"]], clean.io_token)  # IO is now the repeated name
-    assert any(text.startswith(names[0]) for text, names in zip(clean.texts, clean.names))  # templates opening on a name
+    assert any(
+        text.startswith(names[0]) for text, names in zip(clean.texts, clean.names)
+    )  # templates opening on a name
     assert ioi.abc_dataset(clean, tok, seed=0).tokens.equal(abc.tokens)
 
 
 def test_logit_diff_and_accuracy_read_end_logits(clean):
     logits = torch.zeros(len(clean), clean.tokens.shape[1], 50)
-    small = ioi.IOIDataset(clean.tokens, clean.positions, clean.io_token % 50, clean.s_token % 50,
-                           clean.templates, clean.orders, clean.names, clean.texts)
+    small = ioi.IOIDataset(
+        clean.tokens,
+        clean.positions,
+        clean.io_token % 50,
+        clean.s_token % 50,
+        clean.templates,
+        clean.orders,
+        clean.names,
+        clean.texts,
+    )
     rows = torch.arange(len(clean))
     same = small.io_token == small.s_token
     logits[rows, clean.end, small.io_token] += 2.0
@@ -83,10 +94,20 @@ def test_component_attribution_adds_up_to_the_logit_difference(clean, tok):
     """Embeddings, every layer's attention and MLP output and the biases sum to logit(IO) - logit(S)."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    from interp_helpers import circuits
+    from interp_helpers.transformer_circuits import circuits
 
-    cfg = HookedTransformerConfig(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=48, d_vocab=len(tok),
-                                  act_fn="gelu", normalization_type="LN", seed=0)
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_head=8,
+        d_mlp=64,
+        n_ctx=48,
+        d_vocab=len(tok),
+        act_fn="gelu",
+        normalization_type="LN",
+        seed=0,
+    )
     model = HookedTransformer(cfg, tokenizer=tok).eval()
     with torch.no_grad():
         model.ln_final.w.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(1))
@@ -95,7 +116,9 @@ def test_component_attribution_adds_up_to_the_logit_difference(clean, tok):
         logits = model(clean.tokens)
     parts = ioi.component_attribution(model, clean)
     assert {"embed", "pos_embed", "L0 attn", "L0 mlp", "L1 attn", "L1 mlp", "bias"} == set(parts)
-    torch.testing.assert_close(sum(parts.values()), ioi.logit_diff(logits, clean, per_prompt=True), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        sum(parts.values()), ioi.logit_diff(logits, clean, per_prompt=True), atol=1e-4, rtol=1e-4
+    )
     # the heads plus the attention bias b_O make up each layer's attention share
     heads = ioi.head_logit_diff_attribution(model, clean)
     dirs = ioi.logit_diff_directions(model, clean)
@@ -104,7 +127,9 @@ def test_component_attribution_adds_up_to_the_logit_difference(clean, tok):
     for layer in range(2):
         b_O = model.blocks[layer].attn.b_O
         bias_share = (((b_O - b_O.mean()) / scale) * dirs).sum(-1).mean()
-        torch.testing.assert_close(heads[layer].sum() + bias_share, parts[f"L{layer} attn"].mean(), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            heads[layer].sum() + bias_share, parts[f"L{layer} attn"].mean(), atol=1e-4, rtol=1e-4
+        )
     assert circuits.hooks_attached(model) == 0
 
 

@@ -9,13 +9,23 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interp_helpers import ioi, ioi_circuit, patching
-from interp_helpers.ioi_circuit import Receiver
+from interp_helpers.transformer_circuits import ioi, ioi_circuit, patching
+from interp_helpers.transformer_circuits.ioi_circuit import Receiver
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
-GELU = dict(n_layers=3, d_model=32, n_heads=3, d_head=8, d_mlp=64, n_ctx=16, d_vocab=60, act_fn="gelu",
-            normalization_type="LN", seed=0)  # fmt: skip
+GELU = dict(
+    n_layers=3,
+    d_model=32,
+    n_heads=3,
+    d_head=8,
+    d_mlp=64,
+    n_ctx=16,
+    d_vocab=60,
+    act_fn="gelu",
+    normalization_type="LN",
+    seed=0,
+)
 VARIANTS = {"gelu": GELU, "attn-only": GELU | dict(attn_only=True, d_mlp=None, act_fn=None)}
 BATCH, POS = 4, 7
 
@@ -102,12 +112,16 @@ def test_frozen_path_to_logits_adds_the_head_output_change():
     s = setup("gelu")
     layer, head = 0, 2
     name = f"blocks.{layer}.attn.hook_z"
-    z = {which: s.model.run_with_cache(tokens, names_filter=lambda n: n == name)[1][name][:, :, head]
-         for which, tokens in (("clean", s.clean), ("corrupted", s.corrupted))}  # fmt: skip
+    z = {
+        which: s.model.run_with_cache(tokens, names_filter=lambda n: n == name)[1][name][:, :, head]
+        for which, tokens in (("clean", s.clean), ("corrupted", s.corrupted))
+    }
     delta = (z["corrupted"] - z["clean"]) @ s.model.W_O[layer, head]
     final = f"blocks.{s.model.cfg.n_layers - 1}.hook_resid_post"
     expected = s.metric(s.model.run_with_hooks(s.clean, fwd_hooks=[(final, lambda act, hook: act + delta)]))
-    got = ioi_circuit.path_patch(s.model, s.clean, s.corrupted, [(layer, head)], [ioi_circuit.final_resid(s.model)], s.metric)
+    got = ioi_circuit.path_patch(
+        s.model, s.clean, s.corrupted, [(layer, head)], [ioi_circuit.final_resid(s.model)], s.metric
+    )
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
@@ -119,7 +133,9 @@ def test_receiver_positions_and_unchanged_senders():
     at_read = ioi_circuit.path_patch(*args, [ioi_circuit.final_resid(s.model, pos=last)], s.metric)
     torch.testing.assert_close(everywhere, at_read)  # the metric reads only the last position
     clean_value = s.metric(s.model(s.clean))
-    same = ioi_circuit.path_patch(s.model, s.clean, s.clean, [(0, 0), (1, None)], ioi_circuit.head_receivers(s.model, 2), s.metric)
+    same = ioi_circuit.path_patch(
+        s.model, s.clean, s.clean, [(0, 0), (1, None)], ioi_circuit.head_receivers(s.model, 2), s.metric
+    )
     torch.testing.assert_close(same, clean_value, atol=1e-5, rtol=1e-5)
 
 
@@ -142,7 +158,9 @@ def test_errors_and_model_flags_restored():
     with pytest.raises(ValueError, match="kind"):
         ioi_circuit.path_patch(s.model, s.clean, s.corrupted, [(0, 0)], [Receiver("x", 1)], s.metric)
     with pytest.raises(ValueError, match="MLP sender"):
-        ioi_circuit.path_patch(setup("attn-only").model, s.clean, s.corrupted, [(0, None)], [Receiver("q", 1)], s.metric)
+        ioi_circuit.path_patch(
+            setup("attn-only").model, s.clean, s.corrupted, [(0, None)], [Receiver("q", 1)], s.metric
+        )
     ioi_circuit.path_patch(s.model, s.clean, s.corrupted, [(0, 0)], [Receiver("k", 1), Receiver("mlp", 2)], s.metric)
     assert (s.model.cfg.use_split_qkv_input, s.model.cfg.use_hook_mlp_in) == before
 
@@ -154,8 +172,8 @@ def test_errors_and_model_flags_restored():
 
 @pytest.fixture(scope="module")
 def zoo():
-    from interp_helpers.models import load_model
-    from interp_helpers.tokenizer import load_tokenizer
+    from interp_helpers.modelzoo.models import load_model
+    from interp_helpers.modelzoo.tokenizer import load_tokenizer
 
     tok = load_tokenizer()
     clean = ioi.ioi_dataset(tok, n=24, seed=0)
@@ -182,7 +200,11 @@ def test_empty_circuit_is_embeddings_plus_mean_outputs(zoo):
         groups[(int(abc.templates[i]), *(int(abc.positions[r][i]) for r in ioi.ROLES))].append(i)
     group_of = {i: rows for rows in groups.values() for i in rows}
     outputs = sum(abc_cache[n] for n in names)
-    resid = clean_cache["hook_embed"] + clean_cache["hook_pos_embed"] + torch.stack([outputs[group_of[i]].mean(0) for i in range(len(clean))])
+    resid = (
+        clean_cache["hook_embed"]
+        + clean_cache["hook_pos_embed"]
+        + torch.stack([outputs[group_of[i]].mean(0) for i in range(len(clean))])
+    )
     expected = ioi.logit_diff(model.unembed(model.ln_final(resid)), clean).item()
     assert result.empty == pytest.approx(expected, abs=1e-4)
     assert result.model == pytest.approx(ioi.logit_diff(model(clean.tokens), clean).item(), abs=1e-5)
@@ -194,7 +216,9 @@ def test_knockout_of_nothing_changes_nothing_and_roles_have_shapes(zoo):
     torch.testing.assert_close(nothing.head_total_after, nothing.head_total)
     assert nothing.knocked_logit_diff == nothing.logit_diff and nothing.head_growth.shape == (4, 4)
     one = ioi_circuit.knockout(model, clean, abc, [(3, 0)])
-    assert one.head_total_after[3, 0].isnan() and one.head_total[3, 0] == pytest.approx(one.logit_diff - one.knocked_logit_diff)
+    assert one.head_total_after[3, 0].isnan() and one.head_total[3, 0] == pytest.approx(
+        one.logit_diff - one.knocked_logit_diff
+    )
     scores = ioi_circuit.ioi_attention_scores(model, clean)
     assert set(scores) == set(ioi_circuit.ATTENTION_SCORES) and all(v.shape == (4, 4) for v in scores.values())
     assert ((scores["END->IO"] + scores["END->S1"] + scores["END->S2"]) <= 1 + 1e-5).all()
@@ -205,20 +229,34 @@ def test_knockout_of_nothing_changes_nothing_and_roles_have_shapes(zoo):
 def _evidence(overrides: dict):
     grid = lambda v=0.0: torch.full((2, 2), v)  # noqa: E731
     evidence = {key: grid() for key in ioi_circuit.ATTENTION_SCORES} | {
-        "direct": grid(), "total": grid(), "copying": grid(), "to_mlps": grid(), "to_queries": grid()}
+        "direct": grid(),
+        "total": grid(),
+        "copying": grid(),
+        "to_mlps": grid(),
+        "to_queries": grid(),
+    }
     for (key, l, h), value in overrides.items():
         evidence[key][l, h] = value
     return evidence
 
 
 def test_classify_heads_applies_each_role_and_marks_causal_heads():
-    ev = _evidence({
-        ("END->IO", 1, 0): 0.6, ("direct", 1, 0): 2.0, ("total", 1, 0): 2.0,  # name mover
-        ("END->S2", 0, 0): 0.9, ("to_mlps", 0, 0): 0.8, ("total", 0, 0): 5.0,  # recent-name mover
-        ("END->IO", 0, 1): 0.2, ("END->S1", 0, 1): 0.2, ("END->S2", 0, 1): 0.2, ("copying", 0, 1): 0.5,
-        ("to_mlps", 0, 1): 0.3,  # all-names mover, but its ablation does nothing: not causal
-        ("S2->S1", 1, 1): 0.5,  # duplicate-token pattern
-    })
+    ev = _evidence(
+        {
+            ("END->IO", 1, 0): 0.6,
+            ("direct", 1, 0): 2.0,
+            ("total", 1, 0): 2.0,  # name mover
+            ("END->S2", 0, 0): 0.9,
+            ("to_mlps", 0, 0): 0.8,
+            ("total", 0, 0): 5.0,  # recent-name mover
+            ("END->IO", 0, 1): 0.2,
+            ("END->S1", 0, 1): 0.2,
+            ("END->S2", 0, 1): 0.2,
+            ("copying", 0, 1): 0.5,
+            ("to_mlps", 0, 1): 0.3,  # all-names mover, but its ablation does nothing: not causal
+            ("S2->S1", 1, 1): 0.5,  # duplicate-token pattern
+        }
+    )
     rows = {row["head"]: row for row in ioi_circuit.classify_heads(ev, logit_diff=8.0)}
     assert rows["L1H0"]["roles"] == "name mover" and rows["L1H0"]["causal"]
     assert rows["L0H0"]["roles"] == "recent-name mover" and rows["L0H0"]["causal"]
@@ -232,10 +270,21 @@ def test_classify_heads_applies_each_role_and_marks_causal_heads():
 def test_slot_preference_reads_the_three_names_at_end():
     model = HookedTransformer(HookedTransformerConfig(**GELU)).eval()
     tokens = torch.tensor([[0, 5, 6, 7, 8], [0, 9, 10, 11, 12]])
-    ds = ioi.IOIDataset(tokens=tokens, positions={"IO": torch.tensor([1, 1]), "S1": torch.tensor([2, 2]),
-                                                  "S2": torch.tensor([3, 3]), "END": torch.tensor([4, 4])},
-                        io_token=torch.tensor([5, 9]), s_token=torch.tensor([6, 10]), templates=torch.tensor([0, 0]),
-                        orders=("ABBA", "ABBA"), names=(("a", "b", "c"),) * 2, texts=("x", "y"))
+    ds = ioi.IOIDataset(
+        tokens=tokens,
+        positions={
+            "IO": torch.tensor([1, 1]),
+            "S1": torch.tensor([2, 2]),
+            "S2": torch.tensor([3, 3]),
+            "END": torch.tensor([4, 4]),
+        },
+        io_token=torch.tensor([5, 9]),
+        s_token=torch.tensor([6, 10]),
+        templates=torch.tensor([0, 0]),
+        orders=("ABBA", "ABBA"),
+        names=(("a", "b", "c"),) * 2,
+        texts=("x", "y"),
+    )
     logits = model(tokens)[torch.arange(2), 4]
     pref = ioi_circuit.slot_preference(model, ds)
     expected = (logits[0, 5] - logits[0, 7] + logits[1, 9] - logits[1, 11]) / 2

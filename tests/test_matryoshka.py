@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from interp_helpers import matryoshka as M
-from interp_helpers import sae as S
+from interp_helpers.dictionaries import matryoshka as M
+from interp_helpers.dictionaries import sae as S
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
@@ -86,7 +86,10 @@ def mean_absorption(sae: S.SAE, parent_dirs, child_dirs, sample, first: int | No
         ({"prefixes": (8, 40)}, r"MatryoshkaConfig.prefixes\[1\]=40 is out of range; allowed: \[9, 32\]"),
         ({"prefixes": (8, 16)}, r"MatryoshkaConfig.prefixes=\(8, 16\) must end at d_sae=32"),
         ({"reduction": "median"}, r"MatryoshkaConfig.reduction='median' is not allowed"),
-        ({"sae": sae_cfg("relu")}, r"MatryoshkaConfig.sae.architecture='relu' is not allowed; choose one of \['topk', 'batchtopk'\]"),
+        (
+            {"sae": sae_cfg("relu")},
+            r"MatryoshkaConfig.sae.architecture='relu' is not allowed; choose one of \['topk', 'batchtopk'\]",
+        ),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(overrides, message):
@@ -102,8 +105,11 @@ def test_config_types_and_doubling_prefixes():
     assert M.doubling_prefixes(32, 32) == (32,)
     M.MatryoshkaConfig(sae_cfg(), M.doubling_prefixes(3, 32))
     # A TypeError either way: from the runtime type checks under pytest, from __post_init__ without them.
-    for bad in ({"sae": {"d_in": 8}, "prefixes": (32,)}, {"sae": sae_cfg(), "prefixes": [8, 32]},
-                {"sae": sae_cfg(), "prefixes": (8, 2.5, 32)}):
+    for bad in (
+        {"sae": {"d_in": 8}, "prefixes": (32,)},
+        {"sae": sae_cfg(), "prefixes": [8, 32]},
+        {"sae": sae_cfg(), "prefixes": (8, 2.5, 32)},
+    ):
         with pytest.raises(TypeError, match="sae|prefixes"):
             M.MatryoshkaConfig(**bad)
 
@@ -130,8 +136,9 @@ def test_one_prefix_trains_exactly_like_train_sae(architecture):
     sae_config = sae_cfg(architecture, d_in=16, d_sae=48, k=3, steps=25, lr=1e-2, dead_tokens=64, warmup_steps=5)
     _, _, sample = hierarchy()
     plain, plain_history = S.train_sae(sae_config, stream(sample, 32, 1), progress=False, log_every=5)
-    matry, matry_history = M.train_matryoshka(M.MatryoshkaConfig(sae_config, (48,)), stream(sample, 32, 1),
-                                              progress=False, log_every=5)
+    matry, matry_history = M.train_matryoshka(
+        M.MatryoshkaConfig(sae_config, (48,)), stream(sample, 32, 1), progress=False, log_every=5
+    )
     for name, tensor in plain.state_dict().items():
         torch.testing.assert_close(matry.state_dict()[name], tensor, atol=1e-6, rtol=0)
     assert [row["step"] for row in matry_history] == [row["step"] for row in plain_history]
@@ -151,7 +158,9 @@ def test_prefix_losses_match_the_definition(architecture, reduction):
     expected = torch.stack([(codes[:, :m] @ W_dec[:m] + b_dec - x).pow(2).sum(-1).mean() for m in prefixes])
     torch.testing.assert_close(out.prefix_mse, expected, atol=1e-5, rtol=1e-5)
     assert out.aux.item() == 0.0  # nothing dead yet
-    torch.testing.assert_close(out.loss, expected.sum() if reduction == "sum" else expected.mean(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        out.loss, expected.sum() if reduction == "sum" else expected.mean(), atol=1e-5, rtol=1e-5
+    )
     # Every latent of the first prefix is in all three terms; gradients reach the later ones too.
     out.loss.backward()
     assert sae.W_dec.grad[12:].abs().sum() > 0
@@ -174,7 +183,9 @@ def test_train_matryoshka_is_deterministic_and_returns_a_plain_sae(tmp_path):
     _, _, sample = hierarchy()
 
     def run():
-        cfg = M.MatryoshkaConfig(sae_cfg(d_in=16, d_sae=48, k=3, steps=30, lr=1e-2, dead_tokens=64, seed=4), (4, 16, 48))
+        cfg = M.MatryoshkaConfig(
+            sae_cfg(d_in=16, d_sae=48, k=3, steps=30, lr=1e-2, dead_tokens=64, seed=4), (4, 16, 48)
+        )
         return M.train_matryoshka(cfg, stream(sample, 64, 3), progress=False, log_every=10)
 
     (a, history_a), (b, history_b) = run(), run()
@@ -207,10 +218,13 @@ def test_matryoshka_keeps_the_parent_latent_where_topk_absorbs_it():
     """
     n_parents = 4
     parent_dirs, child_dirs, sample = hierarchy(n_parents=n_parents, n_children=3, d_in=16, seed=0)
-    sae_config = S.SAEConfig(d_in=16, d_sae=16, architecture="topk", k=3, lr=3e-3, steps=400, seed=0, dead_tokens=20_000)
+    sae_config = S.SAEConfig(
+        d_in=16, d_sae=16, architecture="topk", k=3, lr=3e-3, steps=400, seed=0, dead_tokens=20_000
+    )
     plain, _ = S.train_sae(sae_config, stream(sample, 128, 0), progress=False)
-    matry, history = M.train_matryoshka(M.MatryoshkaConfig(sae_config, (n_parents, 16)), stream(sample, 128, 0),
-                                        progress=False)
+    matry, history = M.train_matryoshka(
+        M.MatryoshkaConfig(sae_config, (n_parents, 16)), stream(sample, 128, 0), progress=False
+    )
     plain_result = mean_absorption(plain, parent_dirs, child_dirs, sample)
     matry_result = mean_absorption(matry, parent_dirs, child_dirs, sample, first=n_parents)
     assert matry_result["parent_fires"] >= 0.75 and matry_result["absorbed"] <= 0.2
@@ -227,14 +241,18 @@ def test_absorption_on_hand_made_codes():
     parent_codes = torch.tensor([1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0])
     child_codes = torch.tensor([[0.0, 1.0], [3.0, 0.0], [0.0, 0.5], [0.0, 0.0], [0.0, 0.0], [5.0, 0.0], [0.0, 0.0]])
     parent_truth = torch.tensor([True, True, True, True, True, True, False])
-    child_truth = torch.tensor([True, True, True, True, False, False, True])  # token 6: child without parent, not counted
+    child_truth = torch.tensor(
+        [True, True, True, True, False, False, True]
+    )  # token 6: child without parent, not counted
     result = M.absorption(parent_codes, child_codes, parent_truth, child_truth)
     # Tokens 0-3 count: parent fires on 0; 1 and 2 absorbed; 3 missed. 4 and 5 have no child label.
     assert result == {"n": 4, "parent_fires": 0.25, "absorbed": 0.5, "missed": 0.25}
 
 
 def test_absorption_with_no_child_tokens_is_nan():
-    result = M.absorption(torch.ones(3), torch.ones(3, 2), torch.ones(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool))
+    result = M.absorption(
+        torch.ones(3), torch.ones(3, 2), torch.ones(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool)
+    )
     assert result["n"] == 0 and all(math.isnan(result[key]) for key in ("parent_fires", "absorbed", "missed"))
 
 

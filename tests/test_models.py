@@ -14,9 +14,9 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interp_helpers.models import ZOO_DIR, CheckpointError, list_zoo, load_model, read_card, save_zoo_model
-from interp_helpers.tokenizer import DEFAULT_TOKENIZER_DIR, load_tokenizer
-from interp_helpers.zoo import ZOO
+from interp_helpers.modelzoo.models import ZOO_DIR, CheckpointError, list_zoo, load_model, read_card, save_zoo_model
+from interp_helpers.modelzoo.tokenizer import DEFAULT_TOKENIZER_DIR, load_tokenizer
+from interp_helpers.modelzoo.zoo import ZOO
 
 ROOT = Path(__file__).resolve().parent.parent
 # We pin transformer-lens<4 on purpose (see interp_helpers/__init__.py).
@@ -45,8 +45,18 @@ def test_every_shipped_zoo_model_loads(name):
 # A tiny hand-made zoo checkpoint for the error cases
 # --------------------------------------------------------------------------------------
 
-TINY = {"n_layers": 1, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": None, "n_ctx": 32, "d_vocab": 4096,
-        "attn_only": True, "normalization_type": "LN", "seed": 0}
+TINY = {
+    "n_layers": 1,
+    "d_model": 16,
+    "n_heads": 2,
+    "d_head": 8,
+    "d_mlp": None,
+    "n_ctx": 32,
+    "d_vocab": 4096,
+    "attn_only": True,
+    "normalization_type": "LN",
+    "seed": 0,
+}
 
 
 @pytest.fixture
@@ -134,8 +144,18 @@ def _fake_gpt2_cache(hf_home: Path) -> Path:
 
     torch.manual_seed(0)
     tok = load_tokenizer()
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_ctx=64, n_embd=32, n_layer=2, n_head=4,
-                                    bos_token_id=0, eos_token_id=0))
+    hf = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_positions=64,
+            n_ctx=64,
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+    )
     commit = "0" * 39 + "1"
     repo = hf_home / "hub" / "models--gpt2"
     snapshot = repo / "snapshots" / commit
@@ -157,7 +177,7 @@ def test_hub_name_goes_through_from_pretrained_offline(tmp_path):
     script = textwrap.dedent(f"""
         import torch
         from transformers import GPT2LMHeadModel
-        from interp_helpers.models import load_model
+        from interp_helpers.modelzoo.models import load_model
         model = load_model("gpt2")
         hf = GPT2LMHeadModel.from_pretrained({str(snapshot)!r})
         tokens = torch.tensor([[0, 11, 250, 7, 999, 3]])
@@ -170,7 +190,8 @@ def test_hub_name_goes_through_from_pretrained_offline(tmp_path):
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env.pop("HF_HUB_CACHE", None)
     env.pop("HUGGINGFACE_HUB_CACHE", None)
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK gpt2" in result.stdout

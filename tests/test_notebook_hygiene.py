@@ -4,9 +4,9 @@ import re
 
 import nbformat
 import pytest
+from conftest import FIXTURES
 
-from conftest import FIXTURES, ROOT
-from interp_helpers.catalog import list_notebooks, read_notebook_info
+from interp_helpers.workbook.catalog import list_notebooks, read_notebook_info
 
 NOTEBOOKS = list_notebooks()
 ALL = NOTEBOOKS + sorted(FIXTURES.glob("*.ipynb"))
@@ -45,8 +45,9 @@ def test_notebook_shape(path):
     assert "sys.path" not in "".join(c.source for c in code), "import the installed package; never edit sys.path"
     headings = [c.source for c in nb.cells if c.cell_type == "markdown"]
     checks_at = max(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "# Checks" in c.source)
-    assert any("assert" in c.source for c in nb.cells[checks_at:] if c.cell_type == "code"), \
+    assert any("assert" in c.source for c in nb.cells[checks_at:] if c.cell_type == "code"), (
         "the Checks section must assert the notebook's claims"
+    )
     assert "record(" in "".join(c.source for c in code), "record the key numbers with record()"
     assert nb.metadata.get("kernelspec", {}).get("name") == "interp-workbook"
     assert headings and headings[0].startswith("# ")

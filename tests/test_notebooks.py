@@ -9,10 +9,10 @@ import json
 
 import nbformat
 import pytest
-
 from conftest import ROOT, run_cli
-from interp_helpers.build import build_text, list_sources, targets
-from interp_helpers.catalog import list_notebooks
+
+from interp_helpers.workbook.build import build_text, list_sources, targets
+from interp_helpers.workbook.catalog import list_notebooks
 
 FAST_TIMEOUT_S = 240  # fast runs take well under 90 s here; 240 s catches a hang
 
@@ -60,8 +60,9 @@ def test_untouched_exercises_notebook_runs_and_reports_none_solved(path, tmp_pat
     n = _n_exercises(path)
     assert result["results"]["exercises_solved"] == 0
     executed = nbformat.read(tmp_path / path.name, as_version=4)
-    shown = "\n".join(output.get("data", {}).get("text/plain", "") for cell in executed.cells
-                      for output in cell.get("outputs", []))
+    shown = "\n".join(
+        output.get("data", {}).get("text/plain", "") for cell in executed.cells for output in cell.get("outputs", [])
+    )
     assert f"0 of {n} exercises solved" in shown
     assert shown.count("not attempted yet (the stub raises NotImplementedError)") == n
 

@@ -10,12 +10,22 @@ import torch
 import transformer_lens.patching as tl_patching
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interp_helpers import circuits, patching
+from interp_helpers.transformer_circuits import circuits, patching
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
-GELU = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=16, d_vocab=60, act_fn="gelu",
-            normalization_type="LN", seed=0)  # fmt: skip
+GELU = dict(
+    n_layers=2,
+    d_model=32,
+    n_heads=4,
+    d_head=8,
+    d_mlp=64,
+    n_ctx=16,
+    d_vocab=60,
+    act_fn="gelu",
+    normalization_type="LN",
+    seed=0,
+)
 VARIANTS = {
     "gelu": GELU,
     "attn-only": GELU | dict(attn_only=True, d_mlp=None, act_fn=None),
@@ -33,7 +43,10 @@ KINDS = {
     "attn_head_q_all_pos": (patching.attn_head_q_all_pos, tl_patching.get_act_patch_attn_head_q_all_pos),
     "attn_head_k_all_pos": (patching.attn_head_k_all_pos, tl_patching.get_act_patch_attn_head_k_all_pos),
     "attn_head_v_all_pos": (patching.attn_head_v_all_pos, tl_patching.get_act_patch_attn_head_v_all_pos),
-    "attn_head_pattern_all_pos": (patching.attn_head_pattern_all_pos, tl_patching.get_act_patch_attn_head_pattern_all_pos),
+    "attn_head_pattern_all_pos": (
+        patching.attn_head_pattern_all_pos,
+        tl_patching.get_act_patch_attn_head_pattern_all_pos,
+    ),
     "attn_out_by_pos": (patching.attn_out_by_pos, tl_patching.get_act_patch_attn_out),
     "mlp_out_by_pos": (patching.mlp_out_by_pos, tl_patching.get_act_patch_mlp_out),
 }
@@ -55,7 +68,7 @@ class Setup:
         """The same metric as a plain function: full logits, no PositionMetric short cut."""
         return self.metric(logits)
 
-    @functools.cache
+    @functools.cache  # noqa: B019 - one instance per test module; caching its reference runs is the point
     def reference(self, kind: str) -> torch.Tensor:
         return KINDS[kind][1](self.model, self.corrupted, self.cache, self.plain_metric)
 
@@ -102,22 +115,33 @@ def test_metric_reading_earlier_positions_matches(variant, read):
     """The run stops after the last read position, sites after it keep the corrupted value, and with one
     read position for every prompt the last block runs it alone (per-prompt positions take the full last block)."""
     s = setup(variant)
-    metric = patching.logit_diff_metric(s.metric.answer_tokens, pos=read if isinstance(read, int) else torch.tensor(read))
-    for kind in ("resid_pre_by_pos", "attn_head_out_by_pos", "attn_head_out_all_pos", "attn_head_k_all_pos",
-                 "attn_head_pattern_all_pos", "mlp_out_by_pos"):  # fmt: skip
+    metric = patching.logit_diff_metric(
+        s.metric.answer_tokens, pos=read if isinstance(read, int) else torch.tensor(read)
+    )
+    for kind in (
+        "resid_pre_by_pos",
+        "attn_head_out_by_pos",
+        "attn_head_out_all_pos",
+        "attn_head_k_all_pos",
+        "attn_head_pattern_all_pos",
+        "mlp_out_by_pos",
+    ):
         ours_fn, tl_fn = KINDS[kind]
         reference = tl_fn(s.model, s.corrupted, s.cache, lambda logits: metric(logits))
-        torch.testing.assert_close(ours_fn(s.model, s.corrupted, s.cache, metric, max_batch=5, progress=False),
-                                   reference, atol=1e-5, rtol=0)  # fmt: skip
+        torch.testing.assert_close(
+            ours_fn(s.model, s.corrupted, s.cache, metric, max_batch=5, progress=False), reference, atol=1e-5, rtol=0
+        )
     assert circuits.hooks_attached(s.model) == 0
 
 
 def test_left_padded_prompts_match():
     """With a left-padding tokenizer the forward pass builds an attention mask; rows started at a layer get it too."""
-    from interp_helpers.tokenizer import load_tokenizer
+    from interp_helpers.modelzoo.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer()
-    cfg = HookedTransformerConfig(**(GELU | dict(d_vocab=len(tokenizer), default_prepend_bos=True, tokenizer_prepends_bos=False)))
+    cfg = HookedTransformerConfig(
+        **(GELU | dict(d_vocab=len(tokenizer), default_prepend_bos=True, tokenizer_prepends_bos=False))
+    )
     model = HookedTransformer(cfg, tokenizer=tokenizer, default_padding_side="left").eval()
     generator = torch.Generator().manual_seed(2)
     clean, corrupted = (torch.randint(10, len(tokenizer), (BATCH, POS), generator=generator) for _ in range(2))
@@ -130,8 +154,9 @@ def test_left_padded_prompts_match():
     for kind in ("resid_pre_by_pos", "attn_head_out_by_pos", "attn_head_v_all_pos"):
         ours_fn, tl_fn = KINDS[kind]
         reference = tl_fn(model, corrupted, cache, lambda logits: metric(logits))
-        torch.testing.assert_close(ours_fn(model, corrupted, cache, metric, max_batch=5, progress=False),
-                                   reference, atol=1e-5, rtol=0)  # fmt: skip
+        torch.testing.assert_close(
+            ours_fn(model, corrupted, cache, metric, max_batch=5, progress=False), reference, atol=1e-5, rtol=0
+        )
 
 
 @pytest.mark.parametrize("name", ["k", "v", "pattern", "q"])
@@ -139,11 +164,17 @@ def test_generic_sites_by_position_match(name):
     """Per-position head sites of q, k, v and the pattern (by destination) through patch_sites."""
     s = setup()
     tl_fn = getattr(tl_patching, f"get_act_patch_attn_head_{name}_by_pos")
-    reference = tl_fn(s.model, s.corrupted, s.cache, s.plain_metric)  # [layer, pos, head] ([layer, head, pos] for pattern)
+    reference = tl_fn(
+        s.model, s.corrupted, s.cache, s.plain_metric
+    )  # [layer, pos, head] ([layer, head, pos] for pattern)
     if name == "pattern":
         reference = reference.transpose(1, 2)
-    sites = [patching.Site.of(name, layer, pos=pos, head=head)
-             for layer in range(2) for pos in range(POS) for head in range(4)]  # fmt: skip
+    sites = [
+        patching.Site.of(name, layer, pos=pos, head=head)
+        for layer in range(2)
+        for pos in range(POS)
+        for head in range(4)
+    ]
     ours = patching.patch_sites(s.model, s.corrupted, s.cache, s.metric, sites, max_batch=7, progress=False)
     torch.testing.assert_close(ours.view(2, POS, 4), reference, atol=1e-5, rtol=0)
 
@@ -168,16 +199,25 @@ def _naive(s: Setup, site: patching.Site) -> float:
 def test_mixed_sites_in_any_order():
     """A list mixing kinds, positions (negative too), layers and hooks outside the blocks, shuffled."""
     s = setup()
-    sites = [patching.Site("hook_embed", pos=2), patching.Site("hook_pos_embed"), patching.Site("ln_final.hook_scale", pos=-1),
-             patching.Site("blocks.1.mlp.hook_post", pos=-1), patching.Site("blocks.0.attn.hook_attn_scores", pos=3, head=2),
-             patching.Site("blocks.1.hook_resid_mid", pos=5), patching.Site("blocks.0.attn.hook_v", pos=4, head=1),
-             patching.Site("blocks.1.attn.hook_z", pos=-1, head=3), patching.Site("blocks.0.hook_resid_post", pos=0),
-             patching.Site("blocks.1.ln1.hook_normalized", pos=6)]  # fmt: skip
+    sites = [
+        patching.Site("hook_embed", pos=2),
+        patching.Site("hook_pos_embed"),
+        patching.Site("ln_final.hook_scale", pos=-1),
+        patching.Site("blocks.1.mlp.hook_post", pos=-1),
+        patching.Site("blocks.0.attn.hook_attn_scores", pos=3, head=2),
+        patching.Site("blocks.1.hook_resid_mid", pos=5),
+        patching.Site("blocks.0.attn.hook_v", pos=4, head=1),
+        patching.Site("blocks.1.attn.hook_z", pos=-1, head=3),
+        patching.Site("blocks.0.hook_resid_post", pos=0),
+        patching.Site("blocks.1.ln1.hook_normalized", pos=6),
+    ]
     random.Random(0).shuffle(sites)
     expected = torch.tensor([_naive(s, site) for site in sites])
     for metric in (s.metric, s.plain_metric):
         for max_batch in (None, 2):
-            ours = patching.patch_sites(s.model, s.corrupted, s.cache, metric, sites, max_batch=max_batch, progress=False)
+            ours = patching.patch_sites(
+                s.model, s.corrupted, s.cache, metric, sites, max_batch=max_batch, progress=False
+            )
             torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
     assert expected.unique().numel() > 5  # most of these sites move the metric
 
@@ -192,7 +232,8 @@ def test_results_do_not_depend_on_max_batch(max_batch):
 
 
 def test_whole_residual_stream_patch_recovers_the_clean_run():
-    """All positions of resid_pre at layer 0 is the clean run (normalised 1); z at layer 1, position 0 cannot reach the last position (0)."""
+    """All positions of resid_pre at layer 0 is the clean run (normalised 1);
+    z at layer 1, position 0 cannot reach the last position (0)."""
     s = setup()
     metric = patching.normalised_metric(s.metric, s.metric(s.clean_logits), s.metric(s.corrupted_logits))
     sites = [patching.Site("blocks.0.hook_resid_pre"), patching.Site("blocks.1.attn.hook_z", pos=0)]
@@ -289,8 +330,17 @@ def test_normalised_metric_is_zero_at_corrupted_and_one_at_clean():
 
 def test_attribution_is_exact_where_the_model_is_linear_in_z():
     """1 layer, attention only, no LayerNorm: logits are linear in z, so the estimate is exact."""
-    cfg = HookedTransformerConfig(n_layers=1, d_model=16, n_heads=4, d_head=4, n_ctx=12, d_vocab=30, attn_only=True,
-                                  normalization_type=None, seed=3)
+    cfg = HookedTransformerConfig(
+        n_layers=1,
+        d_model=16,
+        n_heads=4,
+        d_head=4,
+        n_ctx=12,
+        d_vocab=30,
+        attn_only=True,
+        normalization_type=None,
+        seed=3,
+    )
     model = HookedTransformer(cfg).eval()
     generator = torch.Generator().manual_seed(4)
     clean, corrupted = (torch.randint(0, 30, (3, 8), generator=generator) for _ in range(2))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interp_helpers import activations as A
-from interp_helpers import corpus
-from interp_helpers import recovery as R
-from interp_helpers.tokenizer import load_tokenizer
+from interp_helpers.dictionaries import activations as A
+from interp_helpers.dictionaries import recovery as R
+from interp_helpers.modelzoo import corpus
+from interp_helpers.modelzoo.tokenizer import load_tokenizer
 
 N, UNITS, LABELS = 3000, 10, 4
 
@@ -40,8 +40,16 @@ def test_a_unit_equal_to_a_label_is_found_with_f1_one():
     assert table.threshold[0] == 0 and table.support[0] == truth[:, 0].sum()
     assert (table.f1[1:] < 0.5).all()  # the other labels have no unit of their own
     rows = table.to_rows()
-    assert rows[0] == {"label": "a", "unit": 3, "f1": 1.0, "precision": 1.0, "recall": 1.0, "auroc": 1.0,
-                       "threshold": 0.0, "support": int(truth[:, 0].sum())}
+    assert rows[0] == {
+        "label": "a",
+        "unit": 3,
+        "f1": 1.0,
+        "precision": 1.0,
+        "recall": 1.0,
+        "auroc": 1.0,
+        "threshold": 0.0,
+        "support": int(truth[:, 0].sum()),
+    }
     assert table.mean_f1() == pytest.approx(float(table.f1.mean()))
     assert table.mean_f1("a") == 1.0
 
@@ -85,7 +93,8 @@ def test_chunking_does_not_change_the_result(thresholds):
     for field in ("best_unit", "f1", "precision", "recall", "auroc", "threshold", "support"):
         assert torch.equal(getattr(whole, field), getattr(chunked, field)), field
     assert R.unit_labels(acts, truth, whole.labels, thresholds=thresholds) == R.unit_labels(
-        acts, truth, whole.labels, thresholds=thresholds, chunk_size=3, token_chunk=101)
+        acts, truth, whole.labels, thresholds=thresholds, chunk_size=3, token_chunk=101
+    )
 
 
 def test_best_f1_validates():
@@ -148,8 +157,10 @@ def test_unit_labels_lists_each_units_best_labels():
 
 
 def test_label_matrix_on_synthetic_labels():
-    labels = {"b64_class": torch.tensor([0] * 25 + [1] * 5 + [-1] * 30 + [2] * 20),
-              "repeat_occ": torch.tensor([0] * 40 + [1] * 20 + [-1] * 20)}
+    labels = {
+        "b64_class": torch.tensor([0] * 25 + [1] * 5 + [-1] * 30 + [2] * 20),
+        "repeat_occ": torch.tensor([0] * 40 + [1] * 20 + [-1] * 20),
+    }
     matrix, names = R.label_matrix(labels, ["b64_class", "repeat_occ"], min_count=20)
     assert names == ["b64_class=letter", "b64_class=other", "repeat_occ=0", "repeat_occ=1"]  # digit: 5 < 20
     assert matrix.dtype == torch.bool and matrix.shape == (80, 4)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from interp_helpers.results import RESULT_MIME, _to_json_value, read_results, record
+from interp_helpers.workbook.results import RESULT_MIME, _to_json_value, read_results, record
 
 
 def test_record_outside_a_kernel_prints_and_returns_plain_values(capsys):

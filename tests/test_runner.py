@@ -6,9 +6,8 @@ import re
 
 import nbformat
 import pytest
-from nbformat.sign import NotebookNotary
-
 from conftest import TINY
+from nbformat.sign import NotebookNotary
 
 
 def test_run_writes_executed_notebook_html_and_results(cli, tmp_path):

@@ -9,8 +9,8 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.hook_points import HookPoint
 
-from interp_helpers import sae as S
-from interp_helpers.models import CheckpointError
+from interp_helpers.dictionaries import sae as S
+from interp_helpers.modelzoo.models import CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
@@ -43,8 +43,17 @@ def superposition(n_features: int = 64, d_in: int = 32, p: float = 0.05, batch: 
 
 @pytest.mark.parametrize(
     "field, value",
-    [("k", 0), ("k", 33), ("architecture", "gated"), ("d_in", 0), ("lr", 0.0), ("aux_k", 64),
-     ("jumprelu_bandwidth", 0.0), ("dead_tokens", 0), ("resample_every", -1)],
+    [
+        ("k", 0),
+        ("k", 33),
+        ("architecture", "gated"),
+        ("d_in", 0),
+        ("lr", 0.0),
+        ("aux_k", 64),
+        ("jumprelu_bandwidth", 0.0),
+        ("dead_tokens", 0),
+        ("resample_every", -1),
+    ],
 )
 def test_config_rejects_bad_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"SAEConfig.{field}="):
@@ -73,8 +82,10 @@ def test_shapes_and_init(architecture):
     out = sae(torch.randn(5, 8, generator=gen()))
     assert out.recon.shape == (5, 8) and out.codes.shape == (5, 32) and out.fired.shape == (32,)
     assert (out.codes >= 0).all()
-    torch.testing.assert_close(out.loss, out.mse + {"relu": 5.0, "jumprelu": 1e-3}.get(architecture, 0.0) * out.sparsity
-                               + sae.cfg.aux_coeff * out.aux)
+    torch.testing.assert_close(
+        out.loss,
+        out.mse + {"relu": 5.0, "jumprelu": 1e-3}.get(architecture, 0.0) * out.sparsity + sae.cfg.aux_coeff * out.aux,
+    )
 
 
 def test_same_seed_same_init_and_mse_convention():
@@ -358,8 +369,19 @@ def test_train_sae_is_deterministic(architecture):
     def run():
         _, stream = superposition(d_in=16, n_features=24, batch=64, seed=5)
         # Many spare latents, a high lr and dead after one quiet batch: AuxK (topk) and resampling (relu) both run.
-        cfg = S.SAEConfig(d_in=16, d_sae=96, architecture=architecture, k=2, steps=30, seed=11, lr=1e-2,
-                          l1_coeff=3.0, warmup_steps=5, dead_tokens=128, resample_every=10)
+        cfg = S.SAEConfig(
+            d_in=16,
+            d_sae=96,
+            architecture=architecture,
+            k=2,
+            steps=30,
+            seed=11,
+            lr=1e-2,
+            l1_coeff=3.0,
+            warmup_steps=5,
+            dead_tokens=128,
+            resample_every=10,
+        )
         return S.train_sae(cfg, stream, progress=False, log_every=5)
 
     (a, history_a), (b, history_b) = run(), run()
@@ -401,8 +423,16 @@ def test_batchtopk_eval_threshold_reconstructs_after_training():
 
 def test_jumprelu_training_learns_thresholds():
     _, stream = superposition(n_features=32, d_in=16, p=0.1, batch=128)
-    cfg = S.SAEConfig(d_in=16, d_sae=64, architecture="jumprelu", lr=3e-3, steps=200, l0_coeff=3e-3,
-                      jumprelu_bandwidth=0.05, jumprelu_init_threshold=0.05)
+    cfg = S.SAEConfig(
+        d_in=16,
+        d_sae=64,
+        architecture="jumprelu",
+        lr=3e-3,
+        steps=200,
+        l0_coeff=3e-3,
+        jumprelu_bandwidth=0.05,
+        jumprelu_init_threshold=0.05,
+    )
     sae, history = S.train_sae(cfg, stream, progress=False)
     assert not torch.allclose(sae.log_threshold.exp(), torch.full((64,), 0.05))
     assert history[-1]["l0"] < history[0]["l0"] and history[-1]["explained_variance"] >= 0.8
@@ -412,8 +442,18 @@ def test_jumprelu_training_learns_thresholds():
 
 
 def _tiny_model() -> HookedTransformer:
-    cfg = HookedTransformerConfig(n_layers=1, d_model=16, d_mlp=32, n_heads=2, d_head=8, n_ctx=16, d_vocab=50,
-                                  act_fn="gelu", seed=0, initializer_range=0.5)
+    cfg = HookedTransformerConfig(
+        n_layers=1,
+        d_model=16,
+        d_mlp=32,
+        n_heads=2,
+        d_head=8,
+        n_ctx=16,
+        d_vocab=50,
+        act_fn="gelu",
+        seed=0,
+        initializer_range=0.5,
+    )
     model = HookedTransformer(cfg)
     model.eval()
     return model

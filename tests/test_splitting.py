@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interp_helpers import splitting as SP
+from interp_helpers.dictionaries import splitting as SP
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
@@ -74,8 +74,17 @@ def test_family_tree_follows_nearest_latents_down_the_sizes():
 
 
 def test_leaves_of_and_split_table():
-    names = ["genre=base64", "b64_class=digit", "b64_class=letter", "topic_l0=a", "topic_l1=a/b", "topic_l1=a/c",
-             "topic=a/b/x", "topic=a/b/y", "topic=a/c/z"]
+    names = [
+        "genre=base64",
+        "b64_class=digit",
+        "b64_class=letter",
+        "topic_l0=a",
+        "topic_l1=a/b",
+        "topic_l1=a/c",
+        "topic=a/b/x",
+        "topic=a/b/y",
+        "topic=a/c/z",
+    ]
     assert SP.leaves_of("topic_l1=a/b", names) == ["topic=a/b/x", "topic=a/b/y"]
     assert SP.leaves_of("topic_l0=a", names) == ["topic_l1=a/b", "topic_l1=a/c"]
     assert SP.leaves_of("genre=base64", names) == ["b64_class=digit", "b64_class=letter"]
@@ -90,5 +99,7 @@ def test_leaves_of_and_split_table():
     rows = SP.split_table([1, 2], decoders, codes, best, truth, names)
     by_label = {r["coarse label"]: r for r in rows}
     assert by_label["topic_l1=a/b"]["splits"] and by_label["topic_l1=a/b"]["children"] == 2
-    assert by_label["topic_l1=a/b"]["P(parent fires | child fires)"] == pytest.approx(1.0)  # the parent fires everywhere
+    assert by_label["topic_l1=a/b"]["P(parent fires | child fires)"] == pytest.approx(
+        1.0
+    )  # the parent fires everywhere
     assert set(by_label) == {"genre=base64", "topic_l0=a", "topic_l1=a/b"}

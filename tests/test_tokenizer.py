@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interp_helpers.corpus import NAMES, NODE_PATHS, NODE_VOCAB, CorpusConfig, iter_documents, label_id
-from interp_helpers.tokenizer import (
+from interp_helpers.modelzoo.corpus import NAMES, NODE_PATHS, NODE_VOCAB, CorpusConfig, iter_documents, label_id
+from interp_helpers.modelzoo.tokenizer import (
     BOS,
     DEFAULT_TOKENIZER_DIR,
     TokenizerConfig,
@@ -126,7 +126,9 @@ def test_ioi_answer_is_one_labelled_token(tok, docs):
         for pos in ans:
             name = NAMES[labels["name"][pos]]
             assert tok.decode([int(ids[pos])]) == " " + name
-            io = np.flatnonzero((labels["ioi_role"] == label_id("ioi_role", "IO")) & (labels["name"] == labels["name"][pos]))
+            io = np.flatnonzero(
+                (labels["ioi_role"] == label_id("ioi_role", "IO")) & (labels["name"] == labels["name"][pos])
+            )
             assert len(io) >= 1
             n += 1
     assert n > 20

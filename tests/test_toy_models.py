@@ -7,8 +7,8 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from interp_helpers import plots, widgets
-from interp_helpers import toy_models as tm
+from interp_helpers.figures import plots, widgets
+from interp_helpers.superposition import toy_models as tm
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -203,7 +203,9 @@ def test_density_sweep_and_phase_diagram_shapes():
     sweep = tm.train_density_sweep(cfg, torch.tensor([1.0, 0.1]), torch.ones(4), gen(), n_seeds=3)
     assert sweep.W.shape == (2, 2, 4) and sweep.seed_loss.shape == (2, 3) and sweep.W_out is None
     assert torch.equal(sweep.loss, sweep.seed_loss.min(-1).values)
-    diagram = tm.train_phase_diagram(torch.tensor([1.0, 0.1]), torch.tensor([0.5, 1.0, 2.0]), gen(), n_seeds=2, steps=20)
+    diagram = tm.train_phase_diagram(
+        torch.tensor([1.0, 0.1]), torch.tensor([0.5, 1.0, 2.0]), gen(), n_seeds=2, steps=20
+    )
     assert diagram.phase.shape == (2, 3) and diagram.run_phase.shape == (2, 3, 2)
     assert 0.0 <= diagram.stuck_fraction <= 1.0
 
@@ -221,12 +223,16 @@ def test_figures_build():
         plots.labelled_heatmap(torch.eye(3), title="t", x_title="x", y_title="y"),
         plots.feature_geometry_panels(W, importance, ["a", "b"], "t"),
         plots.superposition_panels(W, ["a", "b"], "t"),
-        plots.phase_diagram_figure(torch.tensor([[0, 1], [2, 3]]), torch.tensor([1.0, 0.1]), torch.tensor([0.5, 2.0]), "t"),
+        plots.phase_diagram_figure(
+            torch.tensor([[0, 1], [2, 3]]), torch.tensor([1.0, 0.1]), torch.tensor([0.5, 2.0]), "t"
+        ),
         plots.dimensions_per_feature_figure(
             torch.tensor([1.0, 2.0]), torch.tensor([1.0, 0.5]), torch.rand(2, 5), torch.rand(2, 5) > 0.5, "t"
         ),
         plots.polysemantic_neurons_figure(torch.randn(2, 3, 5), importance, ["a", "b"], "t"),
-        plots.abs_computation_figure(torch.randn(6, 3), torch.tensor([1.0, 0.1]), torch.tensor([3, 5]), torch.tensor([3, 1]), 6, "t"),
+        plots.abs_computation_figure(
+            torch.randn(6, 3), torch.tensor([1.0, 0.1]), torch.tensor([3, 5]), torch.tensor([3, 1]), 6, "t"
+        ),
     ]
     assert all(isinstance(f, go.Figure) and f.layout.title.text for f in figures)
 

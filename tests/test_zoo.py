@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from interp_helpers import zoo
-from interp_helpers.models import ZOO_DIR, load_model, read_card
-from interp_helpers.tokenizer import load_tokenizer
+from interp_helpers.modelzoo import zoo
+from interp_helpers.modelzoo.models import ZOO_DIR, load_model, read_card
+from interp_helpers.modelzoo.tokenizer import load_tokenizer
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -103,7 +103,12 @@ def test_smoke_run_writes_model_card_and_metrics(smoke_runs):
     assert card["tokens_seen"] == 50 * 2 * spec.n_ctx and card["wall_time_s"] > 0
     assert set(card["eval_loss_per_genre"]) == {"story", "topic", "senses", "base64", "repeat"}
     assert [c["metric"] for c in card["acceptance"]["checks"]] == [
-        "loss_second_repeat", "loss_first_repeat", "induction_score", "prev_token_score", "ablation_increase"]
+        "loss_second_repeat",
+        "loss_first_repeat",
+        "induction_score",
+        "prev_token_score",
+        "ablation_increase",
+    ]
     rows = zoo.read_metrics(out / "metrics.csv")
     assert [r["step"] for r in rows] == list(range(51))
     assert rows[0]["loss"] > rows[49]["loss"]  # it learns something in 50 steps
@@ -150,8 +155,11 @@ def test_shipped_model_meets_acceptance(name):
     for check, recorded in zip(result["checks"], card["acceptance"]["checks"]):
         assert check["metric"] == recorded["metric"]
         assert check["value"] == pytest.approx(recorded["value"], abs=1e-3), "card disagrees with the weights"
-    failed = [f"{c['metric']}={c['value']:.3f} (need {c['op']} {c['threshold']:.3f})" for c in result["checks"]
-              if not c["passed"]]
+    failed = [
+        f"{c['metric']}={c['value']:.3f} (need {c['op']} {c['threshold']:.3f})"
+        for c in result["checks"]
+        if not c["passed"]
+    ]
     assert not failed, f"{name} misses acceptance: {failed}"
 
 

@@ -109,6 +109,11 @@ def _show(text: str, ok: bool) -> None:
         return
     colour = "#e6f4ea" if ok else "#fdecea"
     body = html.escape(text).replace("\n", "<br>")
-    display({"text/plain": text,
-             "text/html": f'<div style="background:{colour};padding:6px 10px;border-radius:4px;'
-                          f'font-family:monospace">{body}</div>'}, raw=True)
+    display(
+        {
+            "text/plain": text,
+            "text/html": f'<div style="background:{colour};padding:6px 10px;border-radius:4px;'
+            f'font-family:monospace">{body}</div>',
+        },
+        raw=True,
+    )

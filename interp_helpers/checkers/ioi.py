@@ -13,7 +13,7 @@ d_model 16, 3 heads, d_vocab 20, n_ctx 8) whose weights come from a fixed torch.
 no global random state is read or changed. Each check names the likely mistake (wrong sign,
 wrong position, missing LayerNorm scale or centring, missing normalisation, hooks left behind,
 nothing frozen in path patching, ...) before the generic comparison with the reference. The
-references wrap the package kernels (`interp_helpers.ioi`, `patching`, `ioi_circuit`).
+references wrap the package kernels (`interp_helpers.transformer_circuits.ioi`, `patching`, `ioi_circuit`).
 """
 
 from __future__ import annotations
@@ -29,19 +29,29 @@ from torch import Tensor
 from transformer_lens import ActivationCache, HookedTransformer, HookedTransformerConfig
 from transformer_lens.hook_points import HookPoint
 
-from interp_helpers import circuits, ioi_circuit, patching
 from interp_helpers.checkers.core import Exercise, Wrong, assert_close
+from interp_helpers.transformer_circuits import circuits, ioi_circuit, patching
 
-__all__ = ["logit_diff_per_prompt", "residual_logit_diff_attribution", "patch_head_z", "patch_each_head",
-           "attribution_patch_heads", "path_patch_head_to_mlp", "tiny_model"]  # fmt: skip
+__all__ = [
+    "logit_diff_per_prompt",
+    "residual_logit_diff_attribution",
+    "patch_head_z",
+    "patch_each_head",
+    "attribution_patch_heads",
+    "path_patch_head_to_mlp",
+    "tiny_model",
+]
 
 Metric = Callable[[Float[Tensor, "batch pos d_vocab"]], Float[Tensor, ""]]
 
 
 def _is_close(got: object, expected: Tensor, atol: float = 1e-5) -> bool:
     """True when `got` is a tensor of `expected`'s shape and values: a recognised wrong answer."""
-    return (isinstance(got, Tensor) and tuple(got.shape) == tuple(expected.shape)
-            and torch.allclose(got.detach().double(), expected.detach().double(), atol=atol, rtol=1e-4))
+    return (
+        isinstance(got, Tensor)
+        and tuple(got.shape) == tuple(expected.shape)
+        and torch.allclose(got.detach().double(), expected.detach().double(), atol=atol, rtol=1e-4)
+    )
 
 
 def _expect_tensor(got: object, what: str) -> Tensor:
@@ -74,6 +84,7 @@ def _on_one_thread(check: Callable[[Callable], None]) -> Callable[[Callable], No
     def wrapped(fn: Callable) -> None:
         with _one_thread():
             check(fn)
+
     return wrapped
 
 
@@ -83,8 +94,18 @@ def tiny_model(seed: int = SEED) -> HookedTransformer:
     A fresh model each call (14 ms), so a student's function that leaves hooks or flags
     behind cannot affect the next check. The global random state is left as it was.
     """
-    cfg = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=3, d_head=4, d_mlp=32, d_vocab=20, n_ctx=8,
-                                  act_fn="gelu", normalization_type="LN", init_weights=False)
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=16,
+        n_heads=3,
+        d_head=4,
+        d_mlp=32,
+        d_vocab=20,
+        n_ctx=8,
+        act_fn="gelu",
+        normalization_type="LN",
+        init_weights=False,
+    )
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         model = HookedTransformer(cfg)
@@ -102,7 +123,9 @@ def tiny_model(seed: int = SEED) -> HookedTransformer:
     return model
 
 
-def _tiny_prompts() -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"], Int[Tensor, " batch"], Int[Tensor, "batch 2"]]:
+def _tiny_prompts() -> tuple[
+    Int[Tensor, "batch pos"], Int[Tensor, "batch pos"], Int[Tensor, " batch"], Int[Tensor, "batch 2"]
+]:
     """Clean and corrupted tokens (3 prompts x 7 positions), each prompt's END, and (IO, S) answers."""
     generator = torch.Generator().manual_seed(3)
     clean = torch.randint(0, 20, (3, 7), generator=generator)
@@ -115,8 +138,10 @@ def _tiny_prompts() -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"],
 
 def _same_hooks_left(model: HookedTransformer) -> None:
     if circuits.hooks_attached(model):
-        raise Wrong("hooks are still attached to the model after your function: use model.run_with_hooks or "
-                    "`with model.hooks(...)`, which remove them")
+        raise Wrong(
+            "hooks are still attached to the model after your function: use model.run_with_hooks or "
+            "`with model.hooks(...)`, which remove them"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -143,10 +168,14 @@ def _check_logit_diff_per_prompt(fn):
     expected = _reference_logit_diff_per_prompt(logits, end, io, s)
     got = _expect_tensor(fn(logits.clone(), end.clone(), io.clone(), s.clone()), "logit difference")
     if got.dim() == 0:
-        raise Wrong("returned one number: return one logit difference per prompt, shape [batch] (the notebook takes the mean)")
+        raise Wrong(
+            "returned one number: return one logit difference per prompt, shape [batch] (the notebook takes the mean)"
+        )
     if tuple(got.shape) == (4, 4):
-        raise Wrong("shape [batch, batch]: logits[:, end, io] pairs every row with every prompt's END; "
-                    "index rows and positions together, logits[torch.arange(batch), end]")
+        raise Wrong(
+            "shape [batch, batch]: logits[:, end, io] pairs every row with every prompt's END; "
+            "index rows and positions together, logits[torch.arange(batch), end]"
+        )
     rows = torch.arange(4)
     at = lambda pos: logits[rows, pos, io] - logits[rows, pos, s]  # noqa: E731
     if _is_close(got, -expected):
@@ -154,20 +183,29 @@ def _check_logit_diff_per_prompt(fn):
     if _is_close(got, at(torch.full((4,), 5))):
         raise Wrong("read at the last position: prompts are right-padded, so read each prompt at its own END position")
     if _is_close(got, at(end - 1)) or _is_close(got, at((end + 1).clamp(max=5))):
-        raise Wrong("off by one position: the prediction of the answer is made AT the END token (end[b]), not before or after it")
+        raise Wrong(
+            "off by one position: the prediction of the answer is made AT the END token (end[b]), "
+            "not before or after it"
+        )
     probs = logits[rows, end].softmax(-1)
     if _is_close(got, probs[rows, io] - probs[rows, s]):
-        raise Wrong("a difference of probabilities: use the raw logits (a log-probability difference is the same thing)")
+        raise Wrong(
+            "a difference of probabilities: use the raw logits (a log-probability difference is the same thing)"
+        )
     assert_close(got, expected, "logit difference IO - S at END")
     # One prompt, a tie: both names get the same logit, so the difference is exactly 0.
     tie = torch.zeros(1, 3, 5)
     tie[0, 1, [2, 4]] = 1.5
-    assert_close(fn(tie, torch.tensor([1]), torch.tensor([2]), torch.tensor([4])), torch.zeros(1),
-                 "logit difference of a prompt where IO and S tie")
+    assert_close(
+        fn(tie, torch.tensor([1]), torch.tensor([2]), torch.tensor([4])),
+        torch.zeros(1),
+        "logit difference of a prompt where IO and S tie",
+    )
 
 
-logit_diff_per_prompt = Exercise("3.1", "Logit difference at END", reference=_reference_logit_diff_per_prompt,
-                                 check=_check_logit_diff_per_prompt)
+logit_diff_per_prompt = Exercise(
+    "3.1", "Logit difference at END", reference=_reference_logit_diff_per_prompt, check=_check_logit_diff_per_prompt
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -206,8 +244,9 @@ def _check_residual_logit_diff_attribution(fn):
         raise Wrong("not centred: ln_final subtracts each vector's mean over d_model, so centre every component first")
     if any(_is_close(got, project((stack - stack.mean(dim, keepdim=True)) / scale)) for dim in (0, 1)):
         raise Wrong("centred over the wrong axis: subtract the mean over d_model (the last axis)")
-    if _is_close(got, project(centred / centred.std(-1, keepdim=True, unbiased=False))) or \
-            _is_close(got, project(centred / centred.norm(dim=-1, keepdim=True))):
+    if _is_close(got, project(centred / centred.std(-1, keepdim=True, unbiased=False))) or _is_close(
+        got, project(centred / centred.norm(dim=-1, keepdim=True))
+    ):
         raise Wrong("normalised each component by itself: divide by ln_scale, the whole residual stream's scale")
     if _is_close(got, ((centred / scale) * directions[0]).sum(-1)):
         raise Wrong("used prompt 0's direction for every prompt: prompt b reads directions[b]")
@@ -217,9 +256,12 @@ def _check_residual_logit_diff_attribution(fn):
     assert_close(total, expected.sum(0, keepdim=True), "attribution of the summed stack")
 
 
-residual_logit_diff_attribution = Exercise("3.2", "Direct logit attribution",
-                                           reference=_reference_residual_logit_diff_attribution,
-                                           check=_check_residual_logit_diff_attribution)
+residual_logit_diff_attribution = Exercise(
+    "3.2",
+    "Direct logit attribution",
+    reference=_reference_residual_logit_diff_attribution,
+    check=_check_residual_logit_diff_attribution,
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -260,7 +302,9 @@ def _check_patch_head_z(fn):
     wrong_axis = z.clone()
     wrong_axis[:, 1] = clean_z[:, 1]
     if _is_close(got, wrong_axis):
-        raise Wrong("patched position `head` instead of head `head`: z is [batch, pos, head_index, d_head], heads are axis 2")
+        raise Wrong(
+            "patched position `head` instead of head `head`: z is [batch, pos, head_index, d_head], heads are axis 2"
+        )
     assert_close(got, expected, "z with head 1 patched at every position")
 
     pos = torch.tensor([4, 2, 3])
@@ -271,13 +315,16 @@ def _check_patch_head_z(fn):
     crossed = z.clone()
     crossed[:, pos, 0] = clean_z[:, pos, 0]
     if _is_close(got, crossed):
-        raise Wrong("rows were patched at other prompts' positions too: index rows and positions together, "
-                    "z[torch.arange(batch), pos, head]")
+        raise Wrong(
+            "rows were patched at other prompts' positions too: index rows and positions together, "
+            "z[torch.arange(batch), pos, head]"
+        )
     assert_close(got, expected, "z with head 0 patched at pos[b] only")
 
 
-patch_head_z = Exercise("3.3", "The activation-patching hook", reference=_reference_patch_head_z,
-                        check=_check_patch_head_z)
+patch_head_z = Exercise(
+    "3.3", "The activation-patching hook", reference=_reference_patch_head_z, check=_check_patch_head_z
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -326,14 +373,17 @@ def _check_patch_each_head(fn):
     if _is_close(got, torch.ones_like(expected), atol=1e-4):
         raise Wrong("every head scored 1: run the CORRUPTED tokens and put back one head's clean z at a time")
     if _is_close(got, torch.zeros_like(expected), atol=1e-4):
-        raise Wrong("every head scored 0: the patch never happened; hook blocks.{layer}.attn.hook_z and return the patched z")
+        raise Wrong(
+            "every head scored 0: the patch never happened; hook blocks.{layer}.attn.hook_z and return the patched z"
+        )
     if got.shape == expected.shape and all(torch.allclose(row, row[0].expand_as(row)) for row in got.detach()):
         raise Wrong("every head of a layer got the same value: patch one head at a time, z[:, :, head] only")
     assert_close(got, expected, "normalised metric with each head patched", atol=1e-4)
 
 
-patch_each_head = Exercise("3.4", "Patch every head", reference=_reference_patch_each_head,
-                           check=_check_patch_each_head)
+patch_each_head = Exercise(
+    "3.4", "Patch every head", reference=_reference_patch_each_head, check=_check_patch_each_head
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -362,8 +412,10 @@ def _check_attribution_patch_heads(fn):
         raise
     except RuntimeError as err:
         if "grad" in str(err):
-            raise Wrong("no gradient: the notebook turns gradients off; run the forward and backward inside "
-                        "`with torch.enable_grad():`") from err
+            raise Wrong(
+                "no gradient: the notebook turns gradients off; run the forward and backward inside "
+                "`with torch.enable_grad():`"
+            ) from err
         raise
     _same_hooks_left(model)
     got = _expect_tensor(got, "attribution estimate")
@@ -374,7 +426,9 @@ def _check_attribution_patch_heads(fn):
         raise Wrong("wrong sign: delta is clean z minus corrupted z (the patch moves the corrupted run toward clean)")
     batch, n_pos, d_head = clean.shape[0], clean.shape[1], model.cfg.d_head
     if any(_is_close(got, change / n, atol=1e-5) for n in (batch, batch * n_pos, batch * n_pos * d_head)):
-        raise Wrong("averaged gradient x delta: sum it over batch, pos and d_head (the metric already averages prompts)")
+        raise Wrong(
+            "averaged gradient x delta: sum it over batch, pos and d_head (the metric already averages prompts)"
+        )
     assert_close(got, expected, "attribution-patching estimate of each head", atol=1e-4)
     # With a metric that is not 0 on the corrupted run, the estimate must start from that value.
     offset = lambda logits: metric(logits) + 0.5  # noqa: E731
@@ -386,8 +440,9 @@ def _check_attribution_patch_heads(fn):
     assert_close(got, expected, "attribution estimate with a metric that is 0.5 on the corrupted run", atol=1e-4)
 
 
-attribution_patch_heads = Exercise("3.5", "Attribution patching", reference=_reference_attribution_patch_heads,
-                                   check=_check_attribution_patch_heads)
+attribution_patch_heads = Exercise(
+    "3.5", "Attribution patching", reference=_reference_attribution_patch_heads, check=_check_attribution_patch_heads
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -409,9 +464,17 @@ def _reference_path_patch_head_to_mlp(
 
 
 @torch.no_grad()
-def path_patch_variant(model: HookedTransformer, clean_tokens: Tensor, corrupted_tokens: Tensor, sender: tuple[int, int],
-                       mlp_layer: int, pos: Tensor | None, metric: Metric, freeze_heads: bool = True,
-                       freeze_mlps: bool = True) -> Tensor:  # fmt: skip
+def path_patch_variant(
+    model: HookedTransformer,
+    clean_tokens: Tensor,
+    corrupted_tokens: Tensor,
+    sender: tuple[int, int],
+    mlp_layer: int,
+    pos: Tensor | None,
+    metric: Metric,
+    freeze_heads: bool = True,
+    freeze_mlps: bool = True,
+) -> Tensor:
     """Path patching written out, with the freezing switchable: the reference and the usual mistakes.
 
     pos None lets the change into the receiver at every position.
@@ -448,8 +511,9 @@ def path_patch_variant(model: HookedTransformer, clean_tokens: Tensor, corrupted
 
 
 @torch.no_grad()
-def _activation_patch_sender(model: HookedTransformer, clean_tokens: Tensor, corrupted_tokens: Tensor,
-                             sender: tuple[int, int], metric: Metric) -> Tensor:  # fmt: skip
+def _activation_patch_sender(
+    model: HookedTransformer, clean_tokens: Tensor, corrupted_tokens: Tensor, sender: tuple[int, int], metric: Metric
+) -> Tensor:
     """The clean run with the sender's z from the corrupted run and nothing else: every path at once."""
     layer, head = sender
     _, corrupted = model.run_with_cache(corrupted_tokens)
@@ -469,7 +533,9 @@ def _check_path_patch_head_to_mlp(fn):
             got = fn(model, clean.clone(), corrupted.clone(), sender, mlp_layer, end.clone(), metric)
         _same_hooks_left(model)
         if model.cfg.use_hook_mlp_in or model.cfg.use_split_qkv_input:
-            raise Wrong("hook_mlp_in was left switched on: use `with ioi_circuit.input_hooks(model):`, which restores it")
+            raise Wrong(
+                "hook_mlp_in was left switched on: use `with ioi_circuit.input_hooks(model):`, which restores it"
+            )
         if isinstance(got, float):
             got = torch.tensor(got)
         got = _expect_tensor(got, f"path patching L{sender[0]}H{sender[1]} -> MLP{mlp_layer}")
@@ -480,8 +546,10 @@ def _check_path_patch_head_to_mlp(fn):
         # Wrong: name the mistake (each alternative costs a few forwards, so only now).
         args = (model, clean, corrupted, sender, mlp_layer)
         if _is_close(got, _activation_patch_sender(model, clean, corrupted, sender, metric), atol=1e-4):
-            raise Wrong("that is activation patching of the sender (every path at once): let the change in only "
-                        f"through the receiver, MLP{mlp_layer}'s input at pos")
+            raise Wrong(
+                "that is activation patching of the sender (every path at once): let the change in only "
+                f"through the receiver, MLP{mlp_layer}'s input at pos"
+            )
         if _is_close(got, path_patch_variant(*args, end, metric, freeze_heads=False), atol=1e-4):
             raise Wrong("other heads were not frozen in step 2: set every head's z but the sender's to its clean value")
         if _is_close(got, path_patch_variant(*args, end, metric, freeze_mlps=False), atol=1e-4):
@@ -489,13 +557,17 @@ def _check_path_patch_head_to_mlp(fn):
         if _is_close(got, path_patch_variant(*args, None, metric), atol=1e-4):
             raise Wrong("the receiver was patched at every position: let the change in only at pos[b] of row b")
         if _is_close(got, metric(model(clean)), atol=1e-4):
-            raise Wrong("nothing was patched (the clean run's metric): hook_mlp_in only runs inside "
-                        "`with ioi_circuit.input_hooks(model):`")
+            raise Wrong(
+                "nothing was patched (the clean run's metric): hook_mlp_in only runs inside "
+                "`with ioi_circuit.input_hooks(model):`"
+            )
         if _is_close(got, metric(model(corrupted)), atol=1e-4):
             raise Wrong("the corrupted run's metric: steps 2 and 3 run the CLEAN tokens")
-        assert_close(got, expected, f"metric after path patching L{sender[0]}H{sender[1]} -> MLP{mlp_layer} at pos",
-                     atol=1e-4)
+        assert_close(
+            got, expected, f"metric after path patching L{sender[0]}H{sender[1]} -> MLP{mlp_layer} at pos", atol=1e-4
+        )
 
 
-path_patch_head_to_mlp = Exercise("3.6", "Path patching into an MLP", reference=_reference_path_patch_head_to_mlp,
-                                  check=_check_path_patch_head_to_mlp)
+path_patch_head_to_mlp = Exercise(
+    "3.6", "Path patching into an MLP", reference=_reference_path_patch_head_to_mlp, check=_check_path_patch_head_to_mlp
+)

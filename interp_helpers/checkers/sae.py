@@ -27,17 +27,20 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interp_helpers import recovery
-from interp_helpers import sae as sae_lib
 from interp_helpers.checkers.core import Exercise, Wrong, assert_close
+from interp_helpers.dictionaries import recovery
+from interp_helpers.dictionaries import sae as sae_lib
 
 # ------------------------------------------------------------------------------ helpers
 
 
 def _same(got: Any, expected: Tensor, atol: float = 1e-5) -> bool:
     """Whether `got` is a tensor of `expected`'s shape and values (for spotting a known wrong formula)."""
-    return (isinstance(got, Tensor) and tuple(got.shape) == tuple(expected.shape)
-            and torch.allclose(got.detach().double(), expected.double(), atol=atol, rtol=1e-4, equal_nan=False))
+    return (
+        isinstance(got, Tensor)
+        and tuple(got.shape) == tuple(expected.shape)
+        and torch.allclose(got.detach().double(), expected.double(), atol=atol, rtol=1e-4, equal_nan=False)
+    )
 
 
 def _pair(got: Any, what: str) -> tuple[Any, Any]:
@@ -116,18 +119,25 @@ def _topk_activation(pre: Float[Tensor, "batch d_sae"], k: int) -> Float[Tensor,
 
 
 def _check_topk_activation(fn: Callable[..., Any]) -> None:
-    pre = torch.tensor([[3.0, -1.0, 2.0, 0.5, -4.0],
-                        [-3.0, -2.0, -1.0, -0.5, 1.0],  # one positive entry only
-                        [0.2, 5.0, -6.0, 1.5, 0.1],
-                        [1.1, 0.3, 0.7, 2.0, 0.6]])  # all positive
-    expected = torch.tensor([[3.0, 0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 1.0],
-                             [0.0, 5.0, 0.0, 1.5, 0.0], [1.1, 0.0, 0.0, 2.0, 0.0]])
+    pre = torch.tensor(
+        [
+            [3.0, -1.0, 2.0, 0.5, -4.0],
+            [-3.0, -2.0, -1.0, -0.5, 1.0],  # one positive entry only
+            [0.2, 5.0, -6.0, 1.5, 0.1],
+            [1.1, 0.3, 0.7, 2.0, 0.6],
+        ]
+    )  # all positive
+    expected = torch.tensor(
+        [[3.0, 0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 1.0], [0.0, 5.0, 0.0, 1.5, 0.0], [1.1, 0.0, 0.0, 2.0, 0.0]]
+    )
     got = fn(pre.clone(), 2)
     no_relu = expected.clone()
     no_relu[1, 3] = -0.5
     if _same(got, no_relu):
-        raise Wrong("a code is negative: apply ReLU to the kept values (in a row with one positive "
-                    "pre-activation and k = 2, the second kept value is 0)")
+        raise Wrong(
+            "a code is negative: apply ReLU to the kept values (in a row with one positive "
+            "pre-activation and k = 2, the second kept value is 0)"
+        )
     per_column = torch.zeros_like(pre).scatter(0, pre.topk(2, dim=0).indices, torch.relu(pre.topk(2, dim=0).values))
     if _same(got, per_column):
         raise Wrong("kept the k largest of each column: TopK keeps the k largest latents of each row (dim=-1)")
@@ -144,7 +154,9 @@ def _check_topk_activation(fn: Callable[..., Any]) -> None:
     g = torch.Generator().manual_seed(42)
     pre = torch.randn(6, 10, generator=g)
     for k in (1, 3, 10):  # k = d_sae keeps every positive entry: a plain ReLU
-        assert_close(fn(pre.clone(), k), _topk_activation(pre, k), f"TopK codes of random 6 x 10 pre-activations, k = {k}")
+        assert_close(
+            fn(pre.clone(), k), _topk_activation(pre, k), f"TopK codes of random 6 x 10 pre-activations, k = {k}"
+        )
 
 
 # --------------------------------------------------------------------- 4.3 explained variance
@@ -166,11 +178,15 @@ def _check_explained_variance(fn: Callable[..., Any]) -> None:
     mean = x.mean(dim=0).expand_as(x).clone()
     at_mean = _scalar(fn(x, mean), "explained variance of predicting the batch mean")
     if abs(at_mean.item() - (1 - (x - mean).pow(2).sum() / x.pow(2).sum()).item()) < 1e-4:
-        raise Wrong("predicting the batch mean scored above 0: the variance is around the batch mean, "
-                    "sum of (x - x.mean(dim=0))^2, not around zero")
+        raise Wrong(
+            "predicting the batch mean scored above 0: the variance is around the batch mean, "
+            "sum of (x - x.mean(dim=0))^2, not around zero"
+        )
     if abs(at_mean.item()) > 1e-4:
-        raise Wrong(f"predicting the batch mean should score 0, got {at_mean.item():.4g}: divide by the sum over rows "
-                    "and dimensions of (x - x.mean(dim=0))^2 (each dimension's own mean, no n - 1)")
+        raise Wrong(
+            f"predicting the batch mean should score 0, got {at_mean.item():.4g}: divide by the sum over rows "
+            "and dimensions of (x - x.mean(dim=0))^2 (each dimension's own mean, no n - 1)"
+        )
     recon = x + torch.randn(8, 4, generator=g) * torch.tensor([0.1, 1.5, 0.4, 0.3])
     got = _scalar(fn(x, recon), "explained variance of a noisy reconstruction")
     err, centred = (recon - x).pow(2), (x - x.mean(dim=0)).pow(2)
@@ -184,8 +200,9 @@ def _check_explained_variance(fn: Callable[..., Any]) -> None:
 # ------------------------------------------------------------------ 4.4 dead and dense latents
 
 
-def _dead_and_dense_fractions(codes: Float[Tensor, "batch d_sae"],
-                   dense_above: float = 0.1) -> tuple[Float[Tensor, ""], Float[Tensor, ""]]:
+def _dead_and_dense_fractions(
+    codes: Float[Tensor, "batch d_sae"], dense_above: float = 0.1
+) -> tuple[Float[Tensor, ""], Float[Tensor, ""]]:
     """(dead fraction, dense fraction) of the latents: never nonzero / nonzero on more than dense_above of rows."""
     dead, dense = sae_lib.dead_and_dense(sae_lib.feature_density(codes), dense_above=dense_above)
     return dead.float().mean(), dense.float().mean()
@@ -226,16 +243,20 @@ def _check_dead_and_dense_fractions(fn: Callable[..., Any]) -> None:
     g = torch.Generator().manual_seed(44)
     codes = torch.relu(torch.randn(50, 12, generator=g) - 1.5)
     codes[:, [0, 7]] = 0.0
-    for got, expected, what in zip(_pair(fn(codes.clone(), 0.1), "(dead_fraction, dense_fraction)"),
-                                   _dead_and_dense_fractions(codes, 0.1), ("dead", "dense")):
+    for got, expected, what in zip(
+        _pair(fn(codes.clone(), 0.1), "(dead_fraction, dense_fraction)"),
+        _dead_and_dense_fractions(codes, 0.1),
+        ("dead", "dense"),
+    ):
         assert_close(_scalar(got, f"{what} fraction"), expected, f"{what} fraction of random 50 x 12 codes")
 
 
 # ------------------------------------------------------------------- 4.5 CE loss recovered
 
 
-def _ce_loss_recovered(model: HookedTransformer, sae: sae_lib.SAE, hook_name: str,
-                      tokens: Int[Tensor, "batch pos"]) -> dict[str, float]:
+def _ce_loss_recovered(
+    model: HookedTransformer, sae: sae_lib.SAE, hook_name: str, tokens: Int[Tensor, "batch pos"]
+) -> dict[str, float]:
     """{"clean", "spliced", "zero_ablated", "recovered"}: as `sae_lib.ce_loss_recovered`."""
     return sae_lib.ce_loss_recovered(model, sae, hook_name, tokens)
 
@@ -246,9 +267,20 @@ HOOK = "blocks.0.mlp.hook_post"
 @functools.cache
 def _tiny_model() -> HookedTransformer:
     """A 1-layer GELU transformer (d_model 8, d_mlp 16, vocab 12), weights from a seeded generator."""
-    cfg = HookedTransformerConfig(n_layers=1, d_model=8, d_head=4, n_heads=2, d_mlp=16, d_vocab=12, n_ctx=8,
-                                  act_fn="gelu", normalization_type="LN", init_weights=False, seed=None,
-                                  device="cpu")
+    cfg = HookedTransformerConfig(
+        n_layers=1,
+        d_model=8,
+        d_head=4,
+        n_heads=2,
+        d_mlp=16,
+        d_vocab=12,
+        n_ctx=8,
+        act_fn="gelu",
+        normalization_type="LN",
+        init_weights=False,
+        seed=None,
+        device="cpu",
+    )
     with warnings.catch_warnings():  # "HookedTransformer is deprecated": the workbook uses it throughout
         warnings.simplefilter("ignore", DeprecationWarning)
         model = HookedTransformer(cfg)  # init_weights=False: no global RNG is touched
@@ -263,8 +295,7 @@ def _tiny_model() -> HookedTransformer:
 def _tiny_sae(kind: str) -> sae_lib.SAE:
     """'perfect' reconstructs GELU outputs exactly, 'zero' reconstructs 0, 'random' is a random ReLU SAE."""
     d_sae = 32 if kind == "random" else 16
-    sae = sae_lib.SAE(sae_lib.SAEConfig(d_in=16, d_sae=d_sae, architecture="relu"),
-                      torch.Generator().manual_seed(46))
+    sae = sae_lib.SAE(sae_lib.SAEConfig(d_in=16, d_sae=d_sae, architecture="relu"), torch.Generator().manual_seed(46))
     with torch.no_grad():
         if kind == "perfect":  # GELU > -0.17, so x + 1 > 0 and ReLU keeps it: codes = x + 1, recon = x
             sae.W_enc.copy_(torch.eye(16))
@@ -296,43 +327,56 @@ def _check_ce_loss_recovered(fn: Callable[..., Any]) -> None:
         try:
             got = _losses(fn(model, sae, HOOK, tokens))
         except ZeroDivisionError:
-            raise Wrong("division by zero: the zero-ablated loss equals the clean loss; the ablation hook must "
-                        "return torch.zeros_like(act)") from None
+            raise Wrong(
+                "division by zero: the zero-ablated loss equals the clean loss; the ablation hook must "
+                "return torch.zeros_like(act)"
+            ) from None
         expected = _ce_loss_recovered(model, sae, HOOK, tokens)
         logits = model(tokens)
     own_token = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens.flatten()).item()
     if _close(got["clean"], own_token):
         raise Wrong("the clean loss scores each position's own token: logits at position i predict tokens[:, i + 1]")
     if not _close(got["clean"], expected["clean"]):
-        raise Wrong(f"clean loss: expected {expected['clean']:.4f}, got {got['clean']:.4f}: the mean next-token "
-                    "cross-entropy of the unhooked model")
+        raise Wrong(
+            f"clean loss: expected {expected['clean']:.4f}, got {got['clean']:.4f}: the mean next-token "
+            "cross-entropy of the unhooked model"
+        )
     if _close(got["zero_ablated"], expected["clean"]):
-        raise Wrong("the zero-ablated loss equals the clean loss: run with a hook at hook_name that returns "
-                    "torch.zeros_like(act)")
+        raise Wrong(
+            "the zero-ablated loss equals the clean loss: run with a hook at hook_name that returns "
+            "torch.zeros_like(act)"
+        )
     if _close(got["spliced"], expected["clean"]):
-        raise Wrong("the spliced loss equals the clean loss: the hook must return the SAE's reconstruction "
-                    "of act, sae.decode(sae.encode(act))")
+        raise Wrong(
+            "the spliced loss equals the clean loss: the hook must return the SAE's reconstruction "
+            "of act, sae.decode(sae.encode(act))"
+        )
     for key in ("zero_ablated", "spliced"):
         if not _close(got[key], expected[key]):
             raise Wrong(f"{key} loss: expected {expected[key]:.4f}, got {got[key]:.4f}")
     if _close(got["recovered"], 1 - expected["recovered"]):
         raise Wrong("that is the fraction of loss lost: recovered = (zero_ablated - spliced) / (zero_ablated - clean)")
     if not _close(got["recovered"], expected["recovered"]):
-        raise Wrong(f"recovered: expected {expected['recovered']:.4f}, got {got['recovered']:.4f}: "
-                    "(zero_ablated - spliced) / (zero_ablated - clean)")
+        raise Wrong(
+            f"recovered: expected {expected['recovered']:.4f}, got {got['recovered']:.4f}: "
+            "(zero_ablated - spliced) / (zero_ablated - clean)"
+        )
     for kind, target in (("perfect", 1.0), ("zero", 0.0)):
         with torch.no_grad():
             recovered = _losses(fn(model, _tiny_sae(kind), HOOK, tokens))["recovered"]
         if not _close(recovered, target):
-            raise Wrong(f"an SAE that reconstructs {'exactly' if kind == 'perfect' else '0'} recovered "
-                        f"{recovered:.4f}, expected {target:.0f}")
+            raise Wrong(
+                f"an SAE that reconstructs {'exactly' if kind == 'perfect' else '0'} recovered "
+                f"{recovered:.4f}, expected {target:.0f}"
+            )
 
 
 # ------------------------------------------------------------------------- 4.6 best F1
 
 
-def _best_latent_f1(codes: Float[Tensor, "batch d_sae"],
-                   truth: Bool[Tensor, "batch label"]) -> tuple[Float[Tensor, " label"], Int[Tensor, " label"]]:
+def _best_latent_f1(
+    codes: Float[Tensor, "batch d_sae"], truth: Bool[Tensor, "batch label"]
+) -> tuple[Float[Tensor, " label"], Int[Tensor, " label"]]:
     """For each label, the best F1 of "latent > 0" against it over latents, and that latent (lowest on ties).
 
     F1 = 2 TP / (rows fired + rows labelled), 0 when both are 0: `recovery.best_f1`'s f1 and best_unit.
@@ -378,13 +422,17 @@ def _check_best_latent_f1(fn: Callable[..., Any]) -> None:
     if isinstance(f1, Tensor) and tuple(f1.shape) == (4,):
         raise Wrong("one F1 per latent: return one per label, the max over latents (dim 0 of the [d_sae, label] F1s)")
     if isinstance(f1, Tensor) and bool(f1.isnan().any()):
-        raise Wrong("an F1 is NaN: a latent that never fires (or a label it never hits) has F1 0; "
-                    "use 2 TP / (fired + positives)")
-    messages = {"accuracy": "that is accuracy, which a latent that never fires scores well on: use F1",
-                "precision": "that is precision: F1 = 2 TP / (rows fired + rows labelled)",
-                "recall": "that is recall: F1 = 2 TP / (rows fired + rows labelled)",
-                "soft": "counted activation values: count rows, a latent fires where its code is > 0",
-                "geq": "a latent whose code is 0 counted as firing: it fires where its code is > 0"}
+        raise Wrong(
+            "an F1 is NaN: a latent that never fires (or a label it never hits) has F1 0; "
+            "use 2 TP / (fired + positives)"
+        )
+    messages = {
+        "accuracy": "that is accuracy, which a latent that never fires scores well on: use F1",
+        "precision": "that is precision: F1 = 2 TP / (rows fired + rows labelled)",
+        "recall": "that is recall: F1 = 2 TP / (rows fired + rows labelled)",
+        "soft": "counted activation values: count rows, a latent fires where its code is > 0",
+        "geq": "a latent whose code is 0 counted as firing: it fires where its code is > 0",
+    }
     for kind, message in messages.items():
         if _same(f1, _variant_f1(codes, truth, kind)):
             raise Wrong(message)
@@ -407,11 +455,15 @@ def _check_best_latent_f1(fn: Callable[..., Any]) -> None:
 
 sae_forward = Exercise("4.1", "The SAE forward pass", reference=_sae_forward, check=_check_sae_forward)
 topk_activation = Exercise("4.2", "TopK activation", reference=_topk_activation, check=_check_topk_activation)
-explained_variance = Exercise("4.3", "Explained variance", reference=_explained_variance,
-                              check=_check_explained_variance)
-dead_and_dense_fractions = Exercise("4.4", "Dead and dense latents", reference=_dead_and_dense_fractions,
-                                    check=_check_dead_and_dense_fractions)
-ce_loss_recovered = Exercise("4.5", "Loss recovered by splicing the SAE in", reference=_ce_loss_recovered,
-                             check=_check_ce_loss_recovered)
-best_latent_f1 = Exercise("4.6", "Best F1 of a label by a latent", reference=_best_latent_f1,
-                          check=_check_best_latent_f1)
+explained_variance = Exercise(
+    "4.3", "Explained variance", reference=_explained_variance, check=_check_explained_variance
+)
+dead_and_dense_fractions = Exercise(
+    "4.4", "Dead and dense latents", reference=_dead_and_dense_fractions, check=_check_dead_and_dense_fractions
+)
+ce_loss_recovered = Exercise(
+    "4.5", "Loss recovered by splicing the SAE in", reference=_ce_loss_recovered, check=_check_ce_loss_recovered
+)
+best_latent_f1 = Exercise(
+    "4.6", "Best F1 of a label by a latent", reference=_best_latent_f1, check=_check_best_latent_f1
+)

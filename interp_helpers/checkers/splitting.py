@@ -18,15 +18,18 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp_helpers import matryoshka
-from interp_helpers import splitting as splitting_lib
 from interp_helpers.checkers.core import Exercise, Wrong, assert_close
+from interp_helpers.dictionaries import matryoshka
+from interp_helpers.dictionaries import splitting as splitting_lib
 
 
 def _close(got: Tensor, expected: Tensor, atol: float = 1e-5) -> bool:
     """Same shape and values: the test behind a targeted diagnosis."""
-    return (isinstance(got, Tensor) and tuple(got.shape) == tuple(expected.shape)
-            and torch.allclose(got.detach().double(), expected.double(), atol=atol, rtol=1e-4, equal_nan=True))
+    return (
+        isinstance(got, Tensor)
+        and tuple(got.shape) == tuple(expected.shape)
+        and torch.allclose(got.detach().double(), expected.double(), atol=atol, rtol=1e-4, equal_nan=True)
+    )
 
 
 def _pair(got: object, what: str) -> tuple[Tensor, Tensor]:
@@ -43,7 +46,8 @@ def _pair(got: object, what: str) -> tuple[Tensor, Tensor]:
 
 
 def nearest_parent_reference(
-    W_dec_small: Float[Tensor, "d_sae_small d_in"], W_dec_large: Float[Tensor, "d_sae_large d_in"],
+    W_dec_small: Float[Tensor, "d_sae_small d_in"],
+    W_dec_large: Float[Tensor, "d_sae_large d_in"],
 ) -> tuple[Float[Tensor, " d_sae_large"], Int[Tensor, " d_sae_large"]]:
     """For each latent of the larger dictionary: its highest decoder cosine with a smaller latent, and which."""
     values, index = splitting_lib.decoder_cosine(W_dec_small, W_dec_large).max(dim=0)
@@ -57,19 +61,24 @@ def _check_nearest_parent(fn):
     large = torch.tensor([[1.0, 1.0, 0.0], [0.5, 0.0, 1.0], [0.0, 3.0, 0.0], [-1.0, 0.0, 0.1]])
     values, index = _pair(fn(small, large), "cosine and index, one each per latent of the larger dictionary")
     if tuple(values.shape) == (3,) or tuple(index.shape) == (3,):
-        raise Wrong("got one entry per latent of the SMALLER dictionary: take the max over the smaller latents "
-                    "(dim 0 of small @ large.T), so each larger latent gets its parent")
+        raise Wrong(
+            "got one entry per latent of the SMALLER dictionary: take the max over the smaller latents "
+            "(dim 0 of small @ large.T), so each larger latent gets its parent"
+        )
     expected_values, expected_index = nearest_parent_reference(small, large)
     if tuple(index.shape) == (4,) and int(index[0]) == 0:
         raise Wrong("matched latents by raw dot product: normalise decoder rows first, or long rows win")
     if tuple(index.shape) == (4,) and int(index[1]) == 2:
-        raise Wrong("took |cosine|: an anti-aligned latent (cosine -0.89) writes the opposite direction; "
-                    "use the signed maximum")
+        raise Wrong(
+            "took |cosine|: an anti-aligned latent (cosine -0.89) writes the opposite direction; use the signed maximum"
+        )
     small_unit, large_unit = small / small.norm(dim=-1, keepdim=True), large / large.norm(dim=-1, keepdim=True)
     half_normalised = [(small_unit @ large.T).max(dim=0).values, (small @ large_unit.T).max(dim=0).values]
     if any(_close(values, variant) for variant in half_normalised):
-        raise Wrong("the cosines are off by a row norm: divide every row of BOTH W_dec_small and W_dec_large "
-                    "by its norm (dim=-1)")
+        raise Wrong(
+            "the cosines are off by a row norm: divide every row of BOTH W_dec_small and W_dec_large "
+            "by its norm (dim=-1)"
+        )
     assert_close(index, expected_index, "index of each larger latent's nearest smaller latent")
     assert_close(values, expected_values, "cosine of each larger latent with its nearest smaller latent")
     generator = torch.Generator().manual_seed(0)
@@ -81,8 +90,9 @@ def _check_nearest_parent(fn):
     assert_close(values, expected_values, "cosine with the nearest smaller latent, random decoder rows")
 
 
-nearest_parent = Exercise("5.1", "Nearest parent by decoder cosine", reference=nearest_parent_reference,
-                          check=_check_nearest_parent)
+nearest_parent = Exercise(
+    "5.1", "Nearest parent by decoder cosine", reference=nearest_parent_reference, check=_check_nearest_parent
+)
 
 
 # ------------------------------------------------------------------ 5.2 co-activation
@@ -91,8 +101,9 @@ nearest_parent = Exercise("5.1", "Nearest parent by decoder cosine", reference=n
 def _check_coactivation(fn):
     # 6 tokens. a0 fires on 0-3, a1 on 5; b0 fires on 0, 1, 4, 5, b1 on 2, b2 never.
     codes_a = torch.tensor([[2.0, 0.0], [0.5, 0.0], [3.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 4.0]])
-    codes_b = torch.tensor([[1.0, 0.0, 0.0], [4.0, 0.0, 0.0], [0.0, 2.0, 0.0],
-                            [0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    codes_b = torch.tensor(
+        [[1.0, 0.0, 0.0], [4.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [1.0, 0.0, 0.0]]
+    )
     got = fn(codes_a, codes_b)
     expected = splitting_lib.coactivation(codes_a, codes_b)  # [[2/4, 1, 0], [1/4, 0, 0]]
     if not isinstance(got, Tensor):
@@ -103,8 +114,10 @@ def _check_coactivation(fn):
         if torch.isnan(got[:, 2]).any():
             raise Wrong("a latent of B that never fires gave NaN: its column must be 0 (clamp the denominator to 1)")
         if (got > 1 + 1e-6).any():
-            raise Wrong("a probability above 1: count firings, do not multiply activation values "
-                        "(binarise with codes > 0 first)")
+            raise Wrong(
+                "a probability above 1: count firings, do not multiply activation values "
+                "(binarise with codes > 0 first)"
+            )
         fired_a, fired_b = (codes_a > 0).float(), (codes_b > 0).float()
         both = fired_a.T @ fired_b
         if _close(got, both / fired_a.sum(0)[:, None]):
@@ -115,11 +128,14 @@ def _check_coactivation(fn):
     generator = torch.Generator().manual_seed(1)
     codes_a = torch.rand(20, 4, generator=generator).sub(0.5).clamp_min(0)
     codes_b = torch.rand(20, 5, generator=generator).sub(0.6).clamp_min(0)
-    assert_close(fn(codes_a, codes_b), splitting_lib.coactivation(codes_a, codes_b), "P(a fires | b fires) on random codes")
+    assert_close(
+        fn(codes_a, codes_b), splitting_lib.coactivation(codes_a, codes_b), "P(a fires | b fires) on random codes"
+    )
 
 
-coactivation = Exercise("5.2", "Co-activation of parent and child", reference=splitting_lib.coactivation,
-                        check=_check_coactivation)
+coactivation = Exercise(
+    "5.2", "Co-activation of parent and child", reference=splitting_lib.coactivation, check=_check_coactivation
+)
 
 
 # ------------------------------------------------------------------ 5.3 absorption
@@ -146,13 +162,17 @@ def _check_absorption(fn):
     got = _fractions(fn(parent_codes, child_codes, parent_truth, child_truth))
     expected = _fractions(matryoshka.absorption(parent_codes, child_codes, parent_truth, child_truth))  # 5, .2, .4, .4
     if got[0] == 6:
-        raise Wrong("counted tokens with a child label but no parent label: use only tokens labelled both "
-                    "(parent_truth & child_truth)")
+        raise Wrong(
+            "counted tokens with a child label but no parent label: use only tokens labelled both "
+            "(parent_truth & child_truth)"
+        )
     if (got[1:] > 1 + 1e-6).any():
         raise Wrong("parent_fires, absorbed and missed are fractions of the n tokens, not counts")
     if abs(got[2] - 0.6) < 1e-6:
-        raise Wrong("absorbed counted tokens where the parent fires too: absorbed means the parent is silent "
-                    "AND a child fires (the three fractions add to 1)")
+        raise Wrong(
+            "absorbed counted tokens where the parent fires too: absorbed means the parent is silent "
+            "AND a child fires (the three fractions add to 1)"
+        )
     if abs(got[2] - 0.2) < 1e-6:
         raise Wrong("a token is absorbed when ANY child latent fires (.any over children), not all of them")
     assert_close(got, expected, "(n, parent_fires, absorbed, missed) on hand-made codes")
@@ -161,8 +181,10 @@ def _check_absorption(fn):
     except (NotImplementedError, Wrong):
         raise
     except Exception as err:  # noqa: BLE001 - any crash here has one cause: the empty child axis
-        raise Wrong(f"with no child latents (child_codes of shape [batch, 0]) your function raised "
-                    f"{type(err).__name__}: .any(dim=-1) of an empty row is False") from None
+        raise Wrong(
+            f"with no child latents (child_codes of shape [batch, 0]) your function raised "
+            f"{type(err).__name__}: .any(dim=-1) of an empty row is False"
+        ) from None
     assert_close(got, torch.tensor([5, 0.2, 0.0, 0.8], dtype=torch.float64), "(n, fractions) with no child latents")
     try:  # no token labelled both: nothing to measure
         got = _fractions(fn(parent_codes, child_codes, torch.zeros(8, dtype=torch.bool), child_truth))
@@ -179,8 +201,11 @@ absorption = Exercise("5.3", "Absorption on labelled tokens", reference=matryosh
 
 
 def prefix_errors_reference(
-    x: Float[Tensor, "batch d_in"], codes: Float[Tensor, "batch d_sae"], W_dec: Float[Tensor, "d_sae d_in"],
-    b_dec: Float[Tensor, " d_in"], prefixes: list[int] | tuple[int, ...],
+    x: Float[Tensor, "batch d_in"],
+    codes: Float[Tensor, "batch d_sae"],
+    W_dec: Float[Tensor, "d_sae d_in"],
+    b_dec: Float[Tensor, " d_in"],
+    prefixes: list[int] | tuple[int, ...],
 ) -> Float[Tensor, " prefix"]:
     """||x - (codes[:, :m] @ W_dec[:m] + b_dec)||^2 summed over d_in, mean over the batch, for each prefix m."""
     return torch.stack([(x - codes[:, :m] @ W_dec[:m] - b_dec).pow(2).sum(-1).mean() for m in prefixes])
@@ -217,7 +242,9 @@ def _check_prefix_errors(fn):
     assert_close(fn(x, codes, W_dec, b_dec, [d_sae]), expected[-1:], "error of the full dictionary (prefixes [d_sae])")
 
 
-prefix_errors = Exercise("5.4", "Matryoshka prefix errors", reference=prefix_errors_reference, check=_check_prefix_errors)
+prefix_errors = Exercise(
+    "5.4", "Matryoshka prefix errors", reference=prefix_errors_reference, check=_check_prefix_errors
+)
 
 
 # ------------------------------------------------------------------ 5.5 training FLOPs
@@ -280,16 +307,22 @@ def _check_max_correlation(fn):
         raise Wrong(f"return two tensors of shape (unit_a,) = (3,), got {tuple(values.shape)} and {tuple(index.shape)}")
     n = acts_a.shape[0]
     if any(abs(float(values[0]) - ratio) < 1e-4 for ratio in ((n - 1) / n, n / (n - 1))):
-        raise Wrong("a perfectly correlated pair scored (n-1)/n or n/(n-1): use the same normaliser (n or n-1) "
-                    "for the covariance and the standard deviations")
+        raise Wrong(
+            "a perfectly correlated pair scored (n-1)/n or n/(n-1): use the same normaliser (n or n-1) "
+            "for the covariance and the standard deviations"
+        )
     if (values.abs() > 1 + 1e-4).any():
         raise Wrong("a correlation above 1: divide the covariance by both units' standard deviations")
     if torch.isnan(values[[0, 2]]).any():
-        raise Wrong("NaN for a unit of A that varies: a unit of B that never varies has no correlation, "
-                    "so exclude it before the max (e.g. set its column to -inf)")
+        raise Wrong(
+            "NaN for a unit of A that varies: a unit of B that never varies has no correlation, "
+            "so exclude it before the max (e.g. set its column to -inf)"
+        )
     if int(index[0]) == 0:
-        raise Wrong("correlation without centring: subtract each unit's mean over the tokens first, "
-                    "or units far from 0 look alike")
+        raise Wrong(
+            "correlation without centring: subtract each unit's mean over the tokens first, "
+            "or units far from 0 look alike"
+        )
     if int(index[2]) == 1:
         raise Wrong("took |correlation|: an anticorrelated unit is not a partner; use the signed maximum")
     if int(index[2]) == 2:
@@ -306,5 +339,6 @@ def _check_max_correlation(fn):
     assert_close(values, torch.ones(6), "max correlation of each unit with a shuffled copy of itself", atol=1e-4)
 
 
-max_correlation = Exercise("5.6", "Max-correlation universality", reference=splitting_lib.max_correlation,
-                           check=_check_max_correlation)
+max_correlation = Exercise(
+    "5.6", "Max-correlation universality", reference=splitting_lib.max_correlation, check=_check_max_correlation
+)

@@ -6,7 +6,7 @@ ReLU-output model's forward pass, 1.3 the importance-weighted loss, 1.4 the phas
 check runs the student's function on tiny inputs whose answers are known (an antipodal
 pair, a pentagon, a dead feature, ...), names the usual mistakes in one line, and then
 compares with the reference: the package kernel where one has the exercise's contract
-(`interp_helpers.toy_models`), otherwise a few lines here.
+(`interp_helpers.superposition.toy_models`), otherwise a few lines here.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp_helpers import toy_models as tm
 from interp_helpers.checkers.core import Exercise, Wrong, assert_close
+from interp_helpers.superposition import toy_models as tm
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -54,7 +54,9 @@ def _check_generate_sparse_features(fn):
     batch = 20_000
     x = _tensor(fn(density, batch, _gen(0)), "the batch")
     if tuple(x.shape) != (2, 3, batch):
-        raise Wrong(f"expected shape (instance, feature, batch) = (2, 3, {batch}), got {tuple(x.shape)}: batch goes last")
+        raise Wrong(
+            f"expected shape (instance, feature, batch) = (2, 3, {batch}), got {tuple(x.shape)}: batch goes last"
+        )
     if not x.is_floating_point() or x.min() < 0 or x.max() > 1:
         raise Wrong("every entry must be a float in [0, 1] (0 when the feature is off, U[0, 1] when on)")
     again = _tensor(fn(density, batch, _gen(0)), "a second batch")
@@ -64,25 +66,35 @@ def _check_generate_sparse_features(fn):
         raise Wrong("generators with different seeds gave the same batch: draw the random numbers from `generator`")
     active = (x > 0).float().mean(-1)
     if (active[0, 2] - 0.9).abs() < 0.02:
-        raise Wrong("features of density 0.1 are on 90% of the time: feature_probability is p = 1 - S, the chance of being ON")
+        raise Wrong(
+            "features of density 0.1 are on 90% of the time: feature_probability is p = 1 - S, the chance of being ON"
+        )
     bad = (active - density).abs() > 0.02
     if bad.any():
         i, f = (int(v) for v in bad.nonzero()[0])
-        raise Wrong(f"a feature of density {density[i, f].item():g} is nonzero in {active[i, f].item():.1%} of examples, "
-                    "expected about that density")
+        raise Wrong(
+            f"a feature of density {density[i, f].item():g} is nonzero in {active[i, f].item():.1%} of examples, "
+            "expected about that density"
+        )
     on = x[0, 2][x[0, 2] > 0]  # the density-0.1 feature, when active
     if torch.allclose(on, torch.ones_like(on)):
-        raise Wrong("active features are all 1: their value should be drawn uniformly from [0, 1], not just the on/off mask")
+        raise Wrong(
+            "active features are all 1: their value should be drawn uniformly from [0, 1], not just the on/off mask"
+        )
     if on.max() < 0.2:
-        raise Wrong(f"active values of a density-0.1 feature never exceed {on.max().item():.2f}: draw the value separately "
-                    "from the on/off test (the draw that passed u < p is uniform on [0, p], not [0, 1])")
+        raise Wrong(
+            f"active values of a density-0.1 feature never exceed {on.max().item():.2f}: draw the value separately "
+            "from the on/off test (the draw that passed u < p is uniform on [0, p], not [0, 1])"
+        )
     if (on.mean() - 0.5).abs() > 0.03 or ((on < 0.25).float().mean() - 0.25).abs() > 0.03:
         raise Wrong(f"active values have mean {on.mean().item():.2f}: they should be uniform on [0, 1] (mean 0.5)")
     # features must switch on independently; instances may share draws (the package's generator does)
     same = ((x[1, 0] > 0) & (x[1, 2] > 0)).float().mean()  # two density-0.5 features of one instance
     if (same - 0.25).abs() > 0.02:
-        raise Wrong(f"two density-0.5 features are on together in {same.item():.0%} of examples, expected 25%: "
-                    "draw an independent on/off for every (instance, feature, example)")
+        raise Wrong(
+            f"two density-0.5 features are on together in {same.item():.0%} of examples, expected 25%: "
+            "draw an independent on/off for every (instance, feature, example)"
+        )
     one = _tensor(fn(density, 1, _gen(2)), "a batch of one")
     if tuple(one.shape) != (2, 3, 1):
         raise Wrong(f"batch_size=1 gave shape {tuple(one.shape)}, expected (2, 3, 1)")
@@ -110,7 +122,9 @@ def _check_relu_output_model(fn):
     b = torch.tensor([[0.2, 0.7]])
     got = fn(torch.zeros(1, 1, 2), b, torch.ones(1, 2, 2))
     if _close(got, torch.tensor([[[0.2, 0.7], [0.2, 0.7]]])):
-        raise Wrong("b was added along the batch axis: it has one entry per feature, so broadcast it with b.unsqueeze(-1)")
+        raise Wrong(
+            "b was added along the batch axis: it has one entry per feature, so broadcast it with b.unsqueeze(-1)"
+        )
     if _close(got, torch.zeros(1, 2, 2)):
         raise Wrong("with W = 0 the output should be ReLU(b): the bias b is missing")
     assert_close(got, torch.tensor([[[0.2, 0.2], [0.7, 0.7]]]), "output with W = 0 (should be ReLU(b))")
@@ -139,9 +153,7 @@ def _check_relu_output_model(fn):
     assert_close(got, _relu_output(W, b, x), "output of 3 random 5 -> 2 models")
 
 
-relu_output_model = Exercise(
-    "1.2", "The ReLU-output model", reference=_relu_output, check=_check_relu_output_model
-)
+relu_output_model = Exercise("1.2", "The ReLU-output model", reference=_relu_output, check=_check_relu_output_model)
 
 
 # --------------------------------------------------------------- 1.3 the weighted loss
@@ -169,11 +181,20 @@ def _check_importance_weighted_loss(fn):
     if isinstance(got, Tensor) and got.dim() == 0:
         raise Wrong("one loss per instance: reduce over feature and batch only, keep the instance axis")
     mistakes = [
-        ((err.pow(2) * imp).mean(dim=(-2, -1)), "your loss is 1/3 of the expected with 3 features: sum over "
-         "features (the package's training loss averages them too), and average over the batch only"),
-        ((err.pow(2) * imp).sum(dim=(-2, -1)), "average over the batch, do not sum: the loss must not grow with batch size"),
+        (
+            (err.pow(2) * imp).mean(dim=(-2, -1)),
+            "your loss is 1/3 of the expected with 3 features: sum over "
+            "features (the package's training loss averages them too), and average over the batch only",
+        ),
+        (
+            (err.pow(2) * imp).sum(dim=(-2, -1)),
+            "average over the batch, do not sum: the loss must not grow with batch size",
+        ),
         (err.pow(2).sum(-2).mean(-1), "the importances are missing: weight feature i's squared error by I_i"),
-        ((err * imp).pow(2).sum(-2).mean(-1), "I_i weights the squared error, it is not inside the square: I_i (x_i - x'_i)^2"),
+        (
+            (err * imp).pow(2).sum(-2).mean(-1),
+            "I_i weights the squared error, it is not inside the square: I_i (x_i - x'_i)^2",
+        ),
         ((err.abs() * imp).sum(-2).mean(-1), "square the errors: I_i (x_i - x'_i)^2, not I_i |x_i - x'_i|"),
         ((err * imp).sum(-2).mean(-1), "square the errors: I_i (x_i - x'_i)^2, not I_i (x_i - x'_i)"),
     ]
@@ -187,7 +208,9 @@ def _check_importance_weighted_loss(fn):
     x_hat = torch.tensor([[[1.0, 3.0], [2.0, 0.0]], [[0.0, 1.0], [1.0, 1.0]]])
     importance = torch.tensor([[1.0, 0.5], [2.0, 0.25]])
     got = fn(x_hat, x, importance)
-    assert_close(got, torch.tensor([6.0, 1.25]), "loss of two hand-made instances (3 and 9 -> 6; 0.25 and 2.25 -> 1.25)")
+    assert_close(
+        got, torch.tensor([6.0, 1.25]), "loss of two hand-made instances (3 and 9 -> 6; 0.25 and 2.25 -> 1.25)"
+    )
 
 
 importance_weighted_loss = Exercise(
@@ -220,21 +243,32 @@ def _check_classify_phase(fn):
     if tuple(got.shape) == tuple(expected.shape):
         said = {tuple(w): int(p) for (w, _), p in zip(_PHASE_CASES, got.tolist())}
         if said[(1.0, -1.0)] == 0 or said[(-1.0, 0.1)] == 3:
-            raise Wrong("W = [1, -1] or [-1, 0.1] misread: a feature is represented when its NORM |W_i| > 0.5, "
-                        "whatever its sign")
+            raise Wrong(
+                "W = [1, -1] or [-1, 0.1] misread: a feature is represented when its NORM |W_i| > 0.5, "
+                "whatever its sign"
+            )
         if said[(1.0, 0.0)] == 1 and said[(0.0, 1.0)] == 0:
-            raise Wrong("phases 0 and 1 swapped: W = [1, 0] keeps only feature 1, so the extra feature is 'not learned' (0)")
+            raise Wrong(
+                "phases 0 and 1 swapped: W = [1, 0] keeps only feature 1, so the extra feature is 'not learned' (0)"
+            )
         if said[(1.0, 1.0)] == 2:
             raise Wrong("W = [1, 1] is not antipodal: both features point the same way, which is 'other' (3)")
         if said[(0.0, 0.0)] != 3:
-            raise Wrong(f"W = [0, 0] represents nothing: that is 'other' (3), not {tm.PHASES[said[(0.0, 0.0)]]!r}"
-                        if 0 <= said[(0.0, 0.0)] < 4 else "W = [0, 0] represents nothing: that is 'other' (3)")
-    assert_close(got, expected, "phases of hand-made 2 -> 1 models ([1, 0], [-1, 0.1], [0, 1], [0.4, -1], [1, -1], ...)")
+            raise Wrong(
+                f"W = [0, 0] represents nothing: that is 'other' (3), not {tm.PHASES[said[(0.0, 0.0)]]!r}"
+                if 0 <= said[(0.0, 0.0)] < 4
+                else "W = [0, 0] represents nothing: that is 'other' (3)"
+            )
+    assert_close(
+        got, expected, "phases of hand-made 2 -> 1 models ([1, 0], [-1, 0.1], [0, 1], [0.4, -1], [1, -1], ...)"
+    )
     grid = W[:6].reshape(2, 3, 1, 2)  # the notebook passes a (density, importance) grid of models
     got = _tensor(fn(grid), "phases of a grid")
     if tuple(got.shape) != (2, 3):
-        raise Wrong(f"W of shape (2, 3, 1, 2) gave phases of shape {tuple(got.shape)}, expected (2, 3): "
-                    "index from the end (W[..., 0]) so any leading axes work")
+        raise Wrong(
+            f"W of shape (2, 3, 1, 2) gave phases of shape {tuple(got.shape)}, expected (2, 3): "
+            "index from the end (W[..., 0]) so any leading axes work"
+        )
     assert_close(got, expected[:6].reshape(2, 3), "phases of a (2, 3) grid of models")
 
 
@@ -264,8 +298,10 @@ def _check_dimensions_per_feature(fn):
     grid = torch.randn(2, 3, 4, 6, generator=_gen(0))
     got = _tensor(fn(grid), "D* of a grid of models")
     if tuple(got.shape) != (2, 3):
-        raise Wrong(f"W of shape (2, 3, 4, 6) gave D* of shape {tuple(got.shape)}, expected (2, 3): "
-                    "sum over the last two axes, dim=(-2, -1)")
+        raise Wrong(
+            f"W of shape (2, 3, 4, 6) gave D* of shape {tuple(got.shape)}, expected (2, 3): "
+            "sum over the last two axes, dim=(-2, -1)"
+        )
     assert_close(got, tm.dimensions_per_feature(grid), "D* of a (2, 3) grid of random 6 -> 4 models")
     assert_close(fn(3 * _polygon(6)), torch.tensor(2 / 54), "D* of one model (no instance axis): a hexagon of norm 3")
 
@@ -281,14 +317,18 @@ dimensions_per_feature = Exercise(
 def _check_feature_dimensionality(fn):
     antipodal = _tensor(fn(torch.tensor([[1.0, -1.0]])), "D_i of an antipodal pair")
     if tuple(antipodal.shape) == (2,) and (~antipodal.isfinite() | (antipodal > 10)).any():
-        raise Wrong(f"an antipodal pair gave D_i = {antipodal.tolist()}: square each dot product before summing "
-                    "(otherwise the partner's -1 cancels the +1)")
+        raise Wrong(
+            f"an antipodal pair gave D_i = {antipodal.tolist()}: square each dot product before summing "
+            "(otherwise the partner's -1 cancels the +1)"
+        )
     pair = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # two orthogonal features and a dead one
     got = _tensor(fn(pair), "D_i of an orthogonal pair and a dead feature")
     if tuple(got.shape) == (3,) and (~got[:2].isfinite() | (got[:2] > 10)).any():
         raise Wrong("an orthogonal pair gave infinite D_i: the sum over j includes j = i (its term is ||W_i||^2)")
     if tuple(got.shape) == (3,) and not got[2].isfinite():
-        raise Wrong("a dead feature (all-zero column) gave nan: clamp ||W_i|| away from 0 (.clamp(min=1e-8)) so its D_i is 0")
+        raise Wrong(
+            "a dead feature (all-zero column) gave nan: clamp ||W_i|| away from 0 (.clamp(min=1e-8)) so its D_i is 0"
+        )
     assert_close(antipodal, torch.full((2,), 0.5), "D_i of an antipodal pair W = [1, -1]")
     assert_close(got, torch.tensor([1.0, 1.0, 0.0]), "D_i of an orthogonal pair and a dead feature")
 
@@ -308,4 +348,3 @@ def _check_feature_dimensionality(fn):
 feature_dimensionality = Exercise(
     "1.6", "Per-feature dimensionality", reference=tm.feature_dimensionality, check=_check_feature_dimensionality
 )
-
