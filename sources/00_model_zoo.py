@@ -23,9 +23,7 @@ model_name: str = "zoo-gelu-1l-a"  # model for the demo; a hub name such as gpt2
 label_field: str = "auto"  # colours the samples; auto is each genre's own label, or node, node_l1, topic, name, ...
 max_tokens: int = 120  # 10 <= max_tokens <= 2000; tokens shown per sample document
 eval_rows: int = 8  # 1 <= eval_rows <= 64; rows of n_ctx tokens per genre when recomputing held-out loss (cards use 8)
-n_label_docs: int = (
-    400  # 10 <= n_label_docs <= 10_000; documents whose labels are checked against the text (fast: at most 100)
-)
+n_label_docs: int = 400  # 10 <= n_label_docs <= 10_000; documents whose labels are checked (fast: at most 100)
 n_ioi: int = 200  # 10 <= n_ioi <= 2000; held-out IOI prompts for the demo model's accuracy (fast: at most 50)
 smooth: int = 25  # 1 <= smooth <= 500; moving-average window (steps) of the training-loss curves
 

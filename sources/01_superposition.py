@@ -26,24 +26,14 @@
 seed: int = 0  # 0 <= seed < 2**32; seeds model initialisation and data; the same seed gives the same numbers
 fast: bool = False  # smaller models and fewer steps (about 1 minute); every section and check still runs
 steps: int = 2000  # 100 <= steps <= 100_000; AdamW steps per batched run (fast: at most 1000)
-n_seeds: int = (
-    5  # 1 <= n_seeds <= 20; models trained per setting; the lowest-loss one is kept, as in the paper (fast: at most 3)
-)
-density_min: float = (
-    0.05  # 0.001 <= density_min <= 0.05; sparsest density of the 5 -> 2 sweep (the pentagon needs 0.05 or less)
-)
+n_seeds: int = 5  # 1 <= n_seeds <= 20; models per setting; the best is kept, as in the paper (fast: <= 3)
+density_min: float = 0.05  # 0.001 <= density_min <= 0.05; sparsest density of the 5 -> 2 sweep
 importance_decay_5to2: float = 0.9  # 0.5 <= importance_decay_5to2 <= 1.0; importance of feature i is decay**i in the 5 -> 2 model and explorer (checks assume 0.8 to 0.9)
 phase_points: int = 20  # 3 <= phase_points <= 40; grid points per axis of the 2 -> 1 phase diagram (fast: at most 8)
-phase_density_min: float = (
-    0.01  # 0.001 <= phase_density_min <= 0.05; lowest density of the phase diagram (the paper goes to 0.01)
-)
-dims_n_features: int = (
-    400  # 20 <= dims_n_features <= 2000; n of the dimensions-per-feature model, paper: 400 (fast: at most 100)
-)
+phase_density_min: float = 0.01  # 0.001 <= phase_density_min <= 0.05; lowest density of the phase diagram
+dims_n_features: int = 400  # 20 <= dims_n_features <= 2000; n of that model, paper: 400 (fast: <= 100)
 dims_d_hidden: int = 30  # 2 <= dims_d_hidden <= dims_n_features // 2; m of that model, paper: 30 (fast: at most 10)
-dims_inverse_density_max: float = (
-    20.0  # 5.0 <= dims_inverse_density_max <= 1000.0; that sweep runs 1/(1-S) from 1 to this (fast: at most 10)
-)
+dims_inverse_density_max: float = 20.0  # 5.0 <= dims_inverse_density_max <= 1000.0; largest 1/(1-S) of that sweep
 
 # %%
 import torch

@@ -29,9 +29,7 @@ model_name: str = "zoo-attn-only-2l"  # a 2-layer attention-only model; attn-onl
 seq_len: int = 64  # 2 * segment_min + 2 <= seq_len <= 4096; tokens per row, BOS included (at most the model's n_ctx)
 n_prompts: int = 128  # 4 <= n_prompts <= 4096; rows of repeated random tokens (fast: at most 32)
 segment_min: int = 8  # 2 <= segment_min <= 1000; shortest repeated segment (tokens)
-segment_max: int = (
-    31  # segment_min <= segment_max <= (seq_len - 1) // 2; longest repeated segment; at most (seq_len - 1) // 2
-)
+segment_max: int = 31  # segment_min <= segment_max <= (seq_len - 1) // 2; longest repeated segment
 view_row: int = 0  # 0 <= view_row < n_prompts; the row shown token by token and in the attention views
 retrain: bool = False  # retrain the zoo model live (progress bar) instead of reading its training log
 retrain_steps: int = 3000  # 100 <= retrain_steps <= 100_000; steps of that run; the phase change comes after about 1500

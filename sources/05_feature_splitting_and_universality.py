@@ -27,9 +27,7 @@ sizes: list[int] = [256, 1024, 4096]  # max(k, 16) <= sizes <= 65_536; dictionar
 k: int = 32  # 1 <= k <= 4096; active latents per token (TopK)
 steps: int = 1000  # 10 <= steps <= 1_000_000; training steps per SAE (fast: at most 300)
 batch_size: int = 512  # 16 <= batch_size <= 65_536; activations per step
-n_train_tokens: int = (
-    200_000  # 4 * batch_size <= n_train_tokens <= 50_000_000; activations cached for training (fast: at most 100_000)
-)
+n_train_tokens: int = 200_000  # 4 * batch_size <= n_train_tokens <= 50_000_000; activations cached for training
 n_eval_rows: int = 400  # 20 <= n_eval_rows <= 10_000; held-out rows of 128 tokens (fast: at most 100)
 branch: str = "animals"  # hierarchy root drawn as a family tree
 child_size: int = 0  # child_size == 0 or 16 <= child_size <= 65_536; latents of each depth-first child; 0 = the largest power of two within a third of the compute

@@ -125,3 +125,8 @@ def test_every_numeric_parameter_declares_its_range():
             if p.type in ("int", "float", "list[int]", "list[float]") and not p.condition
         ]
         assert not bare, f"{path.name}: numeric parameters without a declared range: {bare}"
+
+
+def test_condition_survives_a_formatter_wrapping_the_line():
+    params = parse_parameters_cell("n: int = (\n    5  # 1 <= n <= 9; wrapped by a formatter\n)\n")
+    assert params["n"].condition == "1 <= n <= 9" and params["n"].help == "wrapped by a formatter"

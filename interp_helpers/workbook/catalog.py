@@ -248,7 +248,9 @@ def parse_parameters_cell(source: str) -> dict[str, Parameter]:
                 f"parameter {node.target.id}: type {type_name} not supported; use one of {SUPPORTED_TYPES}"
             )
         default = ast.literal_eval(node.value)
-        condition, help_text = parse_condition(node.target.id, comments.get(node.lineno, ""))
+        # The comment may sit on any line of the statement (a formatter can wrap a long one in parentheses).
+        comment = next((comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments), "")
+        condition, help_text = parse_condition(node.target.id, comment)
         params[node.target.id] = Parameter(node.target.id, type_name, default, help_text, condition)
     for parameter in params.values():  # defaults must meet their own conditions
         try:
