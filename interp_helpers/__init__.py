@@ -9,7 +9,7 @@ Subpackages, each with a docstring saying what it holds and what it may import:
     superposition/         toy models of superposition
     transformer_circuits/  induction, composition, patching, IOI
     dictionaries/          SAEs, activations, recovery, splitting, dashboards
-    figures/               plotly figures and widgets
+    figures/               generic plotly helpers (each topic's figures sit beside it)
 
 The names every notebook uses are re-exported here, and the modules keep their old
 short names: `from interp_helpers import sae, zoo, plots` works as it always did.
@@ -63,11 +63,14 @@ _MODULES = {
     "matryoshka": "dictionaries",
     "features": "dictionaries",
     "plots": "figures",
-    "widgets": "figures",
 }
+# Old names whose module moved and was renamed: old name -> full module path.
+_RENAMED = {"widgets": "interp_helpers.superposition.explorer"}
 
 
 def __getattr__(name: str):
     if name in _MODULES:
         return importlib.import_module(f"interp_helpers.{_MODULES[name]}.{name}")
+    if name in _RENAMED:
+        return importlib.import_module(_RENAMED[name])
     raise AttributeError(f"module 'interp_helpers' has no attribute {name!r}")

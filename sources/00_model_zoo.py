@@ -35,8 +35,7 @@ import torch
 from IPython.display import display
 
 from interp_helpers import check_choice, check_parameters, record, seed_everything
-from interp_helpers.figures import plots
-from interp_helpers.modelzoo import corpus, corpus_view, zoo
+from interp_helpers.modelzoo import corpus, corpus_view, figures, zoo
 from interp_helpers.modelzoo.models import ZOO_DIR, list_zoo, load_model, read_card
 from interp_helpers.modelzoo.tokenizer import load_tokenizer
 from interp_helpers.transformer_circuits import ioi as ioi_data
@@ -134,14 +133,14 @@ for name in shipped:
     rows_ = [r for r in zoo.read_metrics(ZOO_DIR / name / "metrics.csv") if "loss" in r]
     curves[name] = (np.array([r["tokens"] for r in rows_]), np.array([r["loss"] for r in rows_]))
 ln_vocab = math.log(len(tok))
-plots.loss_curves_figure(
+figures.loss_curves_figure(
     curves,
     "Training loss: fast drop in the first few hundred thousand tokens, then a slow tail",
     smooth=smooth,
     ln_vocab=ln_vocab,
 ).show()
 card_losses = {n: c["eval_loss_per_genre"] for n, c in cards.items()}
-plots.genre_loss_figure(
+figures.genre_loss_figure(
     card_losses, "Held-out loss per genre: base64 and random repeats are the hard ones", ln_vocab=ln_vocab
 ).show()
 

@@ -43,7 +43,7 @@ from torch import Tensor
 from interp_helpers import check_parameters, record, seed_everything
 from interp_helpers.checkers import Exercises
 from interp_helpers.checkers import superposition as checks
-from interp_helpers.figures import plots, widgets
+from interp_helpers.superposition import explorer, figures
 from interp_helpers.superposition import toy_models as tm
 
 check_parameters("01", globals())  # the conditions declared in the parameters cell
@@ -205,7 +205,7 @@ print("loss, package (x 5 features):", [round(v, 4) for v in (5 * five.loss).tol
 
 # %%
 titles = [f"density {d:.3f}<br>{k} of 5 represented" for d, k in zip(densities.tolist(), n_represented.tolist())]
-plots.feature_geometry_panels(
+figures.feature_geometry_panels(
     five.W, importance_5, titles, "5 features in 2 dimensions: sparser features share the plane, ending as a pentagon"
 ).show()
 
@@ -249,7 +249,7 @@ print("features represented (linear, then ReLU by density):", n_represented_20.t
 
 # %%
 titles = ["linear, density 1"] + [f"ReLU, density {d:g}" for d in densities_20.tolist()]
-plots.superposition_panels(
+figures.superposition_panels(
     W_20, titles, "20 features in 5 dimensions: sparser data, more features represented, more of them interfering"
 ).show()
 
@@ -331,7 +331,7 @@ print({name: round(share, 3) for name, share in phase_share.items()})
 # **Look.**
 
 # %%
-plots.phase_diagram_figure(
+figures.phase_diagram_figure(
     phase,
     phase_density,
     phase_importance,
@@ -441,7 +441,7 @@ print("plateau at 1/2 from 1/(1-S) =", half)
 # **Look.** The black line is $D^*$; each faint dot is one represented feature's $D_i$.
 
 # %%
-plots.dimensions_per_feature_figure(
+figures.dimensions_per_feature_figure(
     inverse_density,
     D_star,
     D_i,
@@ -493,7 +493,7 @@ print("share of polysemantic neurons:  ", [round(v, 2) for v in polysemantic_sha
 titles = [
     f"density {d:g}<br>{s:.0%} polysemantic" for d, s in zip(neuron_densities.tolist(), polysemantic_share.tolist())
 ]
-plots.polysemantic_neurons_figure(
+figures.polysemantic_neurons_figure(
     neurons.W, importance_10, titles, "Hidden ReLU neurons: one feature each when dense, several each when sparse"
 ).show()
 
@@ -536,7 +536,7 @@ print("20 -> 10, by density: features computed", n_computed.tolist(), "| with a 
 # **Look.**
 
 # %%
-plots.abs_computation_figure(
+figures.abs_computation_figure(
     basic.W[0],
     abs_densities,
     n_computed,
@@ -566,7 +566,7 @@ record("abs_private_pairs", n_pairs.tolist())
 # (Interactive only in a running kernel; the exported HTML may show nothing here.)
 
 # %%
-widgets.superposition_explorer(density=0.1, importance_decay=importance_decay_5to2, seed=seed)
+explorer.superposition_explorer(density=0.1, importance_decay=importance_decay_5to2, seed=seed)
 
 # %%
 record("exercises_solved", ex.summary())

@@ -49,10 +49,9 @@ from transformer_lens.hook_points import HookPoint
 from interp_helpers import check_choice, check_parameters, check_range, record, seed_everything
 from interp_helpers.checkers import Exercises
 from interp_helpers.checkers import induction as checks
-from interp_helpers.figures import plots
 from interp_helpers.modelzoo import zoo
 from interp_helpers.modelzoo.models import ZOO_DIR, load_model
-from interp_helpers.transformer_circuits import attention_view, circuits, induction
+from interp_helpers.transformer_circuits import attention_view, circuits, figures, induction
 
 check_parameters("02", globals())  # the conditions declared in the parameters cell
 ex = Exercises("02")
@@ -140,7 +139,7 @@ groups = [
     "first copy" if f else "second copy" if s else "random"
     for f, s in zip(rep.first[view_row, 1:], rep.second[view_row, 1:])
 ]
-plots.token_loss_figure(
+figures.token_loss_figure(
     attention_view.str_tokens(model, rep.tokens[view_row]),
     loss[view_row],
     groups,
@@ -197,7 +196,7 @@ else:
 
 # %%
 if has_log:
-    plots.phase_change_figure(
+    figures.phase_change_figure(
         evals,
         "Repeat loss, ICL score and head scores change together",
         ln_pool,
@@ -319,7 +318,7 @@ best_prev, best_ind = scores["previous_token"][0, prev_head].item(), scores["ind
 print(f"previous-token head L0H{prev_head}: {best_prev:.2f};  induction head L{ind_layer}H{ind_head}: {best_ind:.2f}")
 record("prev_token_score", best_prev)
 record("induction_score", best_ind)
-plots.head_score_heatmaps(scores, "Layer 0 looks back one token; layer 1 does prefix matching").show()
+figures.head_score_heatmaps(scores, "Layer 0 looks back one token; layer 1 does prefix matching").show()
 
 # %% [markdown]
 # **Cross-check with TransformerLens.** `transformer_lens.head_detector.detect_head` measures the same three kinds of
@@ -335,7 +334,7 @@ ours_all = induction.head_scores(model, check_tokens, queries="all")
 detector_gap = max((ours_all[k] - theirs[k]).abs().max().item() for k in induction.HEAD_KINDS)
 print(f"largest difference from head_detector over {n_check} rows: {detector_gap:.1e}")
 record("head_detector_max_abs_diff", detector_gap)
-plots.agreement_scatter(
+figures.agreement_scatter(
     ours_all,
     theirs,
     "Our scores (queries='all') and head_detector's agree",
@@ -432,7 +431,7 @@ print(
     f"top-{copying.k} accuracy {copying.top_k[ind_layer, ind_head]:.2f}"
 )
 record("induction_head_copying_eigen", copying.eigen[ind_layer, ind_head])
-plots.head_bars(
+figures.head_bars(
     {"eigenvalue score": copying.eigen, f"top-{copying.k} diagonal accuracy": copying.top_k},
     "Layer-1 heads copy the token they attend to",
     "score",
@@ -520,7 +519,7 @@ print(
     f"L1H{ind_head} reads L0H{prev_head} with K-composition {k_comp[prev_head, ind_head]:.3f}"
 )
 record("k_composition_pair", pair_k)
-plots.composition_figure(composition, baseline_mean, "K-composition dominates; white is the random-pair mean").show()
+figures.composition_figure(composition, baseline_mean, "K-composition dominates; white is the random-pair mean").show()
 
 # %% [markdown]
 # **Takeaway.** K-composition is the strongest of the three kinds, as the mechanism predicts, and the strongest
@@ -587,7 +586,7 @@ print(
     f"zero-ablating L{ind_layer}H{ind_head} adds {ablation['zero'].increase[ind_layer, ind_head]:.2f}"
 )
 record("prev_token_ablation_increase", prev_increase, unit="nats")
-plots.head_bars(
+figures.head_bars(
     {f"{kind}-ablation": a.increase for kind, a in ablation.items()},
     "Without the previous-token head, induction collapses",
     "increase in second-copy loss (nats)",
@@ -645,7 +644,7 @@ attribution = {
 }
 record("loss_top_induction_ablated", loss_top, unit="nats")
 record("loss_all_induction_ablated", loss_all, unit="nats")
-plots.head_bars(
+figures.head_bars(
     attribution,
     "Other induction heads do not step in; they were already working",
     "direct logit attribution to the correct token",

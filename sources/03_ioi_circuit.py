@@ -49,7 +49,7 @@ from interp_helpers.checkers import ioi as checks
 from interp_helpers.figures import plots
 from interp_helpers.modelzoo.corpus_view import html_table
 from interp_helpers.modelzoo.models import load_model
-from interp_helpers.transformer_circuits import ioi, ioi_circuit, patching
+from interp_helpers.transformer_circuits import figures, ioi, ioi_circuit, patching
 from interp_helpers.transformer_circuits.ioi_circuit import Receiver
 
 check_parameters("03", globals())  # the conditions declared in the parameters cell
@@ -220,7 +220,7 @@ head_out_end = einops.einsum(
 )
 head_direct = residual_logit_diff_attribution(head_out_end.flatten(0, 1), ln_scale, directions)
 head_direct = head_direct.mean(-1).view(n_layers, n_heads)  # layer head_index, averaged over prompts
-plots.attribution_figure(
+figures.attribution_figure(
     shares, logit_diff["clean"], "The MLPs write the answer; attention's direct share is small"
 ).show()
 plots.labelled_heatmap(
@@ -375,7 +375,7 @@ plots.labelled_heatmap(
     width=950,
     height=330,
 ).show()
-plots.head_bars(
+figures.head_bars(
     {"output (all positions)": head_out, **{k: v for k, v in head_parts.items()}},
     "Patching each head's output, queries, keys, values or pattern (1 = fully restored)",
     "normalised logit difference",
@@ -463,7 +463,7 @@ attribution_patch_heads = ex.check(checks.attribution_patch_heads, attribution_p
 # %%
 estimate = attribution_patch_heads(model, corrupted.tokens, clean_cache, metric)
 attribution_corr = float(np.corrcoef(estimate.flatten().numpy(), head_out.flatten().numpy())[0, 1])
-plots.agreement_scatter(
+figures.agreement_scatter(
     {"head output": head_out},
     {"head output": estimate},
     f"Attribution patching against exact patching, every head (r = {attribution_corr:.3f})",
@@ -589,7 +589,7 @@ mlp_paths = {
     for name, r in receivers.items()
     if "queries" not in name
 }
-plots.head_bars(
+figures.head_bars(
     {name: grid.nan_to_num(0.0) for name, grid in paths.items()},
     "Each head's effect, by where it goes (damage; NaN layers show as 0)",
     "damage",
@@ -648,7 +648,7 @@ evidence = {
     "to_queries": paths["later heads' queries at END"].nan_to_num(0.0),
 }
 role_table = ioi_circuit.classify_heads(evidence, logit_diff["clean"])
-plots.head_score_heatmaps(
+figures.head_score_heatmaps(
     {k: attention[k] for k in ("END->IO", "END->S1", "END->S2", "S2->S1")},
     "Where heads look: from END to each name, and from S2 back to S1",
 ).show()
@@ -751,7 +751,7 @@ record("faithfulness", round(faith.fraction, 4))
 # %%
 key_head = max(circuit_heads, key=lambda lh: float(effects.head_total[lh]))
 knocked = ioi_circuit.knockout(model, clean, abc_sets, heads=[key_head])
-plots.head_bars(
+figures.head_bars(
     {"before": knocked.head_total, f"after knocking out L{key_head[0]}H{key_head[1]}": knocked.head_total_after},
     "Each head's total effect (logit diff lost when it is mean-ablated), before and after",
     "logit difference lost",

@@ -47,9 +47,8 @@ from transformer_lens import HookedTransformer
 from interp_helpers import check_choice, check_parameters, check_range, record, seed_everything
 from interp_helpers.checkers import Exercises
 from interp_helpers.checkers import sae as checks
-from interp_helpers.dictionaries import activations, features, recovery
+from interp_helpers.dictionaries import activations, features, figures, recovery
 from interp_helpers.dictionaries import sae as sae_lib
-from interp_helpers.figures import plots
 from interp_helpers.modelzoo import zoo
 from interp_helpers.modelzoo.corpus_view import html_table
 from interp_helpers.modelzoo.models import load_model
@@ -367,12 +366,12 @@ record("ce_loss_recovered", round(ce["recovered"], 4))
 # dictionary has few latents that never fire (dead) and few that fire on a large share of tokens (dense).
 
 # %%
-plots.sae_training_figure(
+figures.sae_training_figure(
     {architecture: history},
     f"{architecture} SAE, {expansion * d_in} latents: explained variance rises while L0 stays at k",
 ).show()
 neuron_density = (eval_acts > 0).float().mean(0)
-plots.density_histogram(
+figures.density_histogram(
     {"SAE latents": metrics["density"], "MLP neurons (> 0)": neuron_density},
     "Latents fire on a few tokens each; neurons are positive on a large share of them",
 ).show()
@@ -428,7 +427,7 @@ record(
 )
 display(html_table(comparison))
 if compare:
-    plots.sae_training_figure(
+    figures.sae_training_figure(
         {arch: h for arch, (_, h) in trained.items()}, "Same activations, four sparsity mechanisms"
     ).show()
 
@@ -519,12 +518,12 @@ record("leaf_mean_f1_neurons", round(leaf_f1["neurons"], 4))
 # than any neuron (hover for the label).
 
 # %%
-plots.recovery_figure(
+figures.recovery_figure(
     {"SAE latents": latent_table, "MLP neurons": neuron_table},
     fields,
     "Latents beat neurons on paragraph topics and hierarchy levels",
 ).show()
-plots.recovery_scatter(
+figures.recovery_scatter(
     neuron_table, latent_table, "MLP neurons", "SAE latents", "Each label's best latent against its best neuron"
 ).show()
 

@@ -45,9 +45,8 @@ from torch import Tensor
 from interp_helpers import check_choice, check_parameters, check_range, record, seed_everything
 from interp_helpers.checkers import Exercises
 from interp_helpers.checkers import splitting as checks
-from interp_helpers.dictionaries import activations, features, matryoshka, recovery, splitting
+from interp_helpers.dictionaries import activations, features, figures, matryoshka, recovery, splitting
 from interp_helpers.dictionaries import sae as sae_lib
-from interp_helpers.figures import plots
 from interp_helpers.modelzoo import corpus, zoo
 from interp_helpers.modelzoo.corpus_view import html_table
 from interp_helpers.modelzoo.models import load_model
@@ -133,7 +132,7 @@ by_size = [
     for size in sizes
 ]
 display(html_table(by_size))
-plots.recovery_by_size_figure(
+figures.recovery_by_size_figure(
     by_size, ["topic_l0", "topic_l1", "topic", "b64_class"], "Finer labels are recovered only by larger dictionaries"
 ).show()
 record("leaf_f1_by_size", [round(r["topic"], 4) for r in by_size])
@@ -283,7 +282,7 @@ best_labels = [
     recovery.unit_labels(codes[size], truth[:, hierarchy], [names[i] for i in hierarchy], top=1) for size in sizes
 ]
 tree = splitting.family_tree(root, [saes[size].W_dec for size in sizes], best_labels)
-plots.family_sunburst(tree, f"The '{branch}' latent of the {sizes[0]}-latent dictionary and its descendants").show()
+figures.family_sunburst(tree, f"The '{branch}' latent of the {sizes[0]}-latent dictionary and its descendants").show()
 b64 = [
     {"size": size, **{n: float(tables[size].f1[names.index(n)]) for n in names if n.startswith("b64")}}
     for size in sizes
@@ -620,7 +619,7 @@ codes_b = sae_b.encode(eval_acts_b)
 latent_corr, latent_match = max_correlation(codes[middle], codes_b)
 neuron_corr, _ = max_correlation(eval_acts, eval_acts_b)
 medians = {"latents": latent_corr.nanmedian().item(), "neurons": neuron_corr.nanmedian().item()}
-plots.correlation_histogram(
+figures.correlation_histogram(
     {f"SAE latents ({middle})": latent_corr, "MLP neurons (512)": neuron_corr},
     f"{model_name} vs {other_model}: latents find partners, neurons less so",
 ).show()

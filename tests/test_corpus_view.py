@@ -8,6 +8,7 @@ import pytest
 
 from interp_helpers.figures import plots
 from interp_helpers.modelzoo import corpus, corpus_view
+from interp_helpers.modelzoo import figures as zoo_figures
 from interp_helpers.modelzoo.tokenizer import encode_document, load_tokenizer
 from interp_helpers.transformer_circuits.attention_view import EXTERNAL_SCRIPT
 
@@ -119,11 +120,13 @@ def test_moving_average():
 
 def test_zoo_figures():
     tokens = np.arange(10) * 100.0
-    fig = plots.loss_curves_figure(
+    fig = zoo_figures.loss_curves_figure(
         {"a": (tokens, np.linspace(8, 2, 10)), "b": (tokens, np.linspace(8, 3, 10))}, "curves", smooth=3, ln_vocab=8.3
     )
     assert isinstance(fig, go.Figure) and len(fig.data) == 2 and fig.layout.xaxis.title.text == "tokens seen"
-    bars = plots.genre_loss_figure({"a": {"story": 1.0, "repeat": 6.0}, "b": {"story": 1.1, "repeat": 6.1}}, "bars")
+    bars = zoo_figures.genre_loss_figure(
+        {"a": {"story": 1.0, "repeat": 6.0}, "b": {"story": 1.1, "repeat": 6.1}}, "bars"
+    )
     assert len(bars.data) == 2 and list(bars.data[0].x) == ["story", "repeat"] and bars.layout.barmode == "group"
 
 

@@ -38,7 +38,8 @@ def small_executed_notebook() -> nbformat.NotebookNode:
     """What an executed notebook holds, built in-process: math, a figure, two attention views, the explorer."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    from interp_helpers.figures import widgets
+    from interp_helpers.figures import plots
+    from interp_helpers.superposition import explorer
     from interp_helpers.transformer_circuits import attention_view
 
     cfg = HookedTransformerConfig(
@@ -46,8 +47,8 @@ def small_executed_notebook() -> nbformat.NotebookNode:
     )
     model = HookedTransformer(cfg).eval()
     views = [attention_view.attention_heads(model, torch.tensor([0, 3, 4, 3, 4]), layer=0) for _ in range(2)]
-    box = widgets.superposition_explorer(density=0.3, steps=20, n_seeds=1)
-    figure = widgets.figure_output(go.Figure(go.Scatter(y=[1, 3, 2])))
+    box = explorer.superposition_explorer(density=0.3, steps=20, n_seeds=1)
+    figure = plots.figure_output(go.Figure(go.Scatter(y=[1, 3, 2])))
     return nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_markdown_cell(MATH),

@@ -32,7 +32,7 @@ import torch
 import plotly.graph_objects as go
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from interp_helpers.transformer_circuits import attention_view
-from interp_helpers.figures import widgets
+from interp_helpers.superposition import explorer
 
 cfg = HookedTransformerConfig(n_layers=1, d_model=16, n_heads=2, d_head=8, n_ctx=8, d_vocab=10,
                               attn_only=True, act_fn=None, seed=0)
@@ -72,7 +72,7 @@ def exported(tmp_path_factory):
             nbformat.v4.new_code_cell("go.Figure(go.Scatter(y=[1, 3, 2], mode='lines+markers'))"),
             nbformat.v4.new_code_cell("attention_view.attention_heads(model, tokens, layer=0)"),
             nbformat.v4.new_code_cell("attention_view.attention_heads(model, tokens, layer=0, heads=[1])"),
-            nbformat.v4.new_code_cell("widgets.superposition_explorer(density=0.3, steps=20, n_seeds=1)"),
+            nbformat.v4.new_code_cell("explorer.superposition_explorer(density=0.3, steps=20, n_seeds=1)"),
         ]
     )
     NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=300, resources={"metadata": {"path": str(folder)}}).execute()

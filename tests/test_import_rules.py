@@ -17,10 +17,10 @@ ALLOWED = {
     "workbook": {"core", "workbook"},
     "checkers": {"core", "checkers", *SCIENCE - {"checkers"}},
     "modelzoo": {"core", "modelzoo", "figures", "transformer_circuits"},
-    "superposition": {"core", "superposition"},
-    "transformer_circuits": {"core", "transformer_circuits", "modelzoo"},
-    "dictionaries": {"core", "dictionaries", "modelzoo", "transformer_circuits"},
-    "figures": {"core", "figures", "superposition", "modelzoo", "transformer_circuits", "dictionaries"},
+    "superposition": {"core", "superposition", "figures"},
+    "transformer_circuits": {"core", "transformer_circuits", "modelzoo", "figures"},
+    "dictionaries": {"core", "dictionaries", "modelzoo", "transformer_circuits", "figures"},
+    "figures": {"core", "figures"},
 }
 
 
@@ -64,8 +64,10 @@ def test_every_subpackage_says_what_it_holds_and_may_import():
 
 def test_old_short_names_still_import():
     import interp_helpers
-    from interp_helpers import plots, sae, toy_models, zoo  # noqa: F401
+    from interp_helpers import plots, sae, toy_models, widgets, zoo  # noqa: F401
 
     assert interp_helpers.models.load_model is importlib.import_module("interp_helpers.modelzoo.models").load_model
+    assert plots is importlib.import_module("interp_helpers.figures.plots")
+    assert widgets is importlib.import_module("interp_helpers.superposition.explorer")
     with pytest.raises(AttributeError):
         interp_helpers.no_such_module  # noqa: B018 - the attribute access is the test

@@ -7,7 +7,9 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from interp_helpers.figures import plots, widgets
+from interp_helpers.figures import plots
+from interp_helpers.superposition import explorer
+from interp_helpers.superposition import figures as toy_figures
 from interp_helpers.superposition import toy_models as tm
 
 
@@ -221,16 +223,16 @@ def test_figures_build():
     importance = tm.importance_decay(5, 0.9)[0]
     figures = [
         plots.labelled_heatmap(torch.eye(3), title="t", x_title="x", y_title="y"),
-        plots.feature_geometry_panels(W, importance, ["a", "b"], "t"),
-        plots.superposition_panels(W, ["a", "b"], "t"),
-        plots.phase_diagram_figure(
+        toy_figures.feature_geometry_panels(W, importance, ["a", "b"], "t"),
+        toy_figures.superposition_panels(W, ["a", "b"], "t"),
+        toy_figures.phase_diagram_figure(
             torch.tensor([[0, 1], [2, 3]]), torch.tensor([1.0, 0.1]), torch.tensor([0.5, 2.0]), "t"
         ),
-        plots.dimensions_per_feature_figure(
+        toy_figures.dimensions_per_feature_figure(
             torch.tensor([1.0, 2.0]), torch.tensor([1.0, 0.5]), torch.rand(2, 5), torch.rand(2, 5) > 0.5, "t"
         ),
-        plots.polysemantic_neurons_figure(torch.randn(2, 3, 5), importance, ["a", "b"], "t"),
-        plots.abs_computation_figure(
+        toy_figures.polysemantic_neurons_figure(torch.randn(2, 3, 5), importance, ["a", "b"], "t"),
+        toy_figures.abs_computation_figure(
             torch.randn(6, 3), torch.tensor([1.0, 0.1]), torch.tensor([3, 5]), torch.tensor([3, 1]), 6, "t"
         ),
     ]
@@ -238,8 +240,8 @@ def test_figures_build():
 
 
 def test_explorer_update_redraws_the_figure():
-    fig = plots.geometry_figure(torch.zeros(2, 5), torch.ones(5), "")
-    info = widgets.explorer_update(fig, 1.0, 0.9, steps=300, n_seeds=2)
+    fig = toy_figures.geometry_figure(torch.zeros(2, 5), torch.ones(5), "")
+    info = explorer.explorer_update(fig, 1.0, 0.9, steps=300, n_seeds=2)
     assert info["n_represented"] in (2, 3) and info["loss"] > 0
     assert "features represented" in fig.layout.title.text
     tips = torch.tensor([[trace.x[1], trace.y[1]] for trace in fig.data])
@@ -247,7 +249,7 @@ def test_explorer_update_redraws_the_figure():
 
 
 def test_explorer_builds_a_widget_box():
-    box = widgets.superposition_explorer(density=0.05, steps=100, n_seeds=1)
+    box = explorer.superposition_explorer(density=0.05, steps=100, n_seeds=1)
     # A plain Figure shown in an Output widget: a FigureWidget would save all of plotly.js
     # (about 5 MB) into the notebook's widget state.
     assert isinstance(box.figure, go.Figure) and not isinstance(box.figure, go.FigureWidget)

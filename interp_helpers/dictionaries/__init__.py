@@ -1,7 +1,7 @@
 """Sparse dictionaries: SAEs and their trainers (`sae`, `matryoshka`), activations cached
 from a model with their corpus labels (`activations`), recovery of ground-truth labels
 (`recovery`), dictionaries compared across sizes and seeds (`splitting`) and feature
-dashboards (`features`). Notebooks 04 and 05.
+dashboards (`features`), and their figures (`figures`). Notebooks 04 and 05.
 
-May import: `core`, `modelzoo`, `transformer_circuits`.
+May import: `core`, `modelzoo`, `transformer_circuits`, `figures` (the generic plot helpers).
 """

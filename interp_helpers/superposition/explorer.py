@@ -1,4 +1,5 @@
-"""ipywidgets explorers.
+"""The superposition explorer (notebook 01): sliders for density and importance decay that
+retrain a 5 -> 2 ReLU-output model and redraw its feature geometry.
 
 The work behind each explorer is a plain function (train, then redraw a figure) so
 tests can call it without a browser; the widget only wires sliders to it.
@@ -8,10 +9,10 @@ import ipywidgets as widgets
 import torch
 from jaxtyping import Float
 from plotly import graph_objects as go
-from plotly import io as pio
 from torch import Tensor
 
 from interp_helpers.figures import plots
+from interp_helpers.superposition import figures
 from interp_helpers.superposition import toy_models as tm
 
 N_FEATURES, D_HIDDEN = 5, 2
@@ -47,7 +48,7 @@ def explorer_update(
         f"density {density:.3f}, importance decay {importance_decay:.2f}: "
         f"{n_represented} of {N_FEATURES} features represented"
     )
-    plots.update_geometry(fig, W, importance, title)
+    figures.update_geometry(fig, W, importance, title)
     return {"density": density, "importance_decay": importance_decay, "loss": loss, "n_represented": n_represented}
 
 
@@ -65,7 +66,7 @@ def superposition_explorer(
     state, while the Output widget saves only the figure's JSON, which JupyterLab's
     plotly renderer redraws when the executed notebook is opened.
     """
-    fig = plots.geometry_figure(torch.zeros(D_HIDDEN, N_FEATURES), torch.ones(N_FEATURES), "")
+    fig = figures.geometry_figure(torch.zeros(D_HIDDEN, N_FEATURES), torch.ones(N_FEATURES), "")
     view = widgets.Output()
     density_slider = widgets.FloatLogSlider(
         value=density,
@@ -85,7 +86,7 @@ def superposition_explorer(
     def redraw(_change: object = None) -> None:
         status.value = "training..."
         info = explorer_update(fig, density_slider.value, decay_slider.value, seed=seed, steps=steps, n_seeds=n_seeds)
-        view.outputs = (figure_output(fig),)  # one state update: the old figure is replaced, not cleared first
+        view.outputs = (plots.figure_output(fig),)  # one state update: the old figure is replaced, not cleared first
         status.value = f"loss {info['loss']:.4f} (best of {n_seeds} seeds); 1/(1-S) = {1 / info['density']:.1f}"
 
     density_slider.observe(redraw, names="value")
@@ -94,9 +95,3 @@ def superposition_explorer(
     box = widgets.VBox([widgets.HBox([density_slider, decay_slider]), status, view])
     box.figure = fig
     return box
-
-
-def figure_output(fig: go.Figure) -> dict:
-    """A figure as an Output widget's display_data output, in plotly's mimetype (no plotly.js)."""
-    bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())
-    return {"output_type": "display_data", "data": {**bundle, "text/plain": "<plotly figure>"}, "metadata": {}}
