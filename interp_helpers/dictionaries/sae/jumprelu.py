@@ -1,0 +1,81 @@
+"""JumpReLU SAE (Rajamanoharan et al. 2024, "Jumping Ahead: Improving Reconstruction Fidelity with JumpReLU
+Sparse Autoencoders").
+
+codes = pre x (pre > threshold), with a learned threshold per latent (stored as its log, so it
+stays positive), and the loss is mse + l0_coeff x L0. Both the jump and the L0 count are
+step functions with zero gradient almost everywhere, so they train with straight-through
+estimators: the derivative with respect to the threshold, a Dirac delta, is spread over a
+rectangle kernel of width `jumprelu_bandwidth` (`_JumpReLU` for the codes, eq. 11; `_Step`
+for the L0 penalty, eq. 12).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from interp_helpers.dictionaries.sae.base import SAE, SAEConfig
+
+
+def _rectangle(x: Tensor) -> Tensor:
+    return ((x > -0.5) & (x < 0.5)).to(x.dtype)
+
+
+class _JumpReLU(torch.autograd.Function):
+    """z * (z > threshold); d/dthreshold by a rectangle-kernel estimate (Rajamanoharan et al. eq. 11).
+
+    The true derivative with respect to the threshold is a Dirac delta at z = threshold;
+    the kernel spreads it over a window of width `bandwidth`, so thresholds near some
+    pre-activations get a gradient from the reconstruction loss.
+    """
+
+    @staticmethod
+    def forward(ctx, z, threshold, bandwidth):
+        ctx.save_for_backward(z, threshold)
+        ctx.bandwidth = bandwidth
+        return z * (z > threshold)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        z, threshold = ctx.saved_tensors
+        grad_z = (z > threshold) * grad_out
+        grad_threshold = -(threshold / ctx.bandwidth) * _rectangle((z - threshold) / ctx.bandwidth) * grad_out
+        return grad_z, grad_threshold.sum(0), None
+
+
+class _Step(torch.autograd.Function):
+    """Heaviside H(z - threshold) for the L0 penalty; gradient to the threshold only (eq. 12)."""
+
+    @staticmethod
+    def forward(ctx, z, threshold, bandwidth):
+        ctx.save_for_backward(z, threshold)
+        ctx.bandwidth = bandwidth
+        return (z > threshold).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        z, threshold = ctx.saved_tensors
+        grad_threshold = -(1.0 / ctx.bandwidth) * _rectangle((z - threshold) / ctx.bandwidth) * grad_out
+        return torch.zeros_like(z), grad_threshold.sum(0), None
+
+
+class JumpReLUSAE(SAE):
+    """pre x (pre > threshold), a learned threshold per latent; L0 penalty by straight-through estimators."""
+
+    architecture = "jumprelu"
+
+    def __init__(self, cfg: SAEConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__(cfg, generator)
+        self.log_threshold = nn.Parameter(torch.full((cfg.d_sae,), math.log(cfg.jumprelu_init_threshold)))
+
+    def _activate(self, pre: Float[Tensor, "batch d_sae"]) -> Float[Tensor, "batch d_sae"]:
+        return _JumpReLU.apply(pre, self.log_threshold.exp(), self.cfg.jumprelu_bandwidth)
+
+    def sparsity_loss(
+        self, pre: Float[Tensor, "batch d_sae"], codes: Float[Tensor, "batch d_sae"] | None
+    ) -> tuple[Float[Tensor, ""], float]:
+        l0_estimate = _Step.apply(pre, self.log_threshold.exp(), self.cfg.jumprelu_bandwidth).sum(-1).mean()
+        return l0_estimate, self.cfg.l0_coeff

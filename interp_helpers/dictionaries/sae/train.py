@@ -1,0 +1,120 @@
+"""The shared training loop for every architecture (and, through `forward=`, for Matryoshka SAEs).
+
+Adam (0.9, 0.999) with optional linear warmup; b_dec starts at the geometric median of the
+first batch (Bricken et al. 2023). Each step, whatever the architecture:
+
+    loss = forward(x).loss; backward
+    remove the decoder gradient parallel to each row      (the rows are renormalised anyway)
+    Adam step; renormalise decoder rows to unit norm
+    update dead-latent counters
+    sae.after_step_(...)                                  BatchTopK's threshold, ReLU's resampling
+
+TopK and ReLU train on their sparse paths (`SAE.forward(sparse=True)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interp_helpers.core.validation import check_range
+from interp_helpers.dictionaries.sae.base import SAE, SAEConfig
+from interp_helpers.dictionaries.sae.metrics import explained_variance
+
+
+def iterate_batches(data: Float[Tensor, "n d_in"], batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+    """Shuffled batches of stored activations, epoch after epoch, forever (the last partial batch is dropped)."""
+    check_range("batch_size", batch_size, 1, data.shape[0])
+    while True:
+        order = torch.randperm(data.shape[0], generator=generator)
+        for start in range(0, data.shape[0] - batch_size + 1, batch_size):
+            yield data[order[start : start + batch_size]]
+
+
+def train_sae(
+    cfg: SAEConfig,
+    batches: Iterable[Tensor],
+    progress: bool = True,
+    log_every: int = 50,
+    sae: SAE | None = None,
+    forward: Callable[[SAE, Tensor], Any] | None = None,
+) -> tuple[SAE, list[dict[str, int | float]]]:
+    """Train an SAE on `batches` ([batch, d_in] tensors) for cfg.steps steps; return it (eval mode) and a log.
+
+    Adam (0.9, 0.999) with optional linear warmup; b_dec starts at the first batch's
+    geometric median. Each step: forward, backward, remove_parallel_grad_, Adam step,
+    renormalise the decoder, update dead-latent counters (and the BatchTopK threshold),
+    resample dead latents (relu, every `resample_every` steps). TopK and ReLU train with
+    `sparse=True` (see `SAE.forward`). Training stops early if `batches` runs out. History
+    rows, every `log_every` steps and at the last: step, loss, mse, explained_variance, l0,
+    dead_fraction, all on that step's batch. Bit-identical for a seed and the same batches
+    when torch uses one thread. `sae` (built with `cfg`): train it further, in place, with
+    a fresh optimizer and its b_dec as it is, instead of a new SAE. `forward(sae, x)`
+    replaces the loss (it returns an object with SAEOutput's recon, codes, fired, l0, mse
+    and loss fields), e.g. `matryoshka.matryoshka_forward`; the rest of the loop is the same.
+    """
+    check_range("log_every", log_every, 1)
+    batches = iter(batches)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    if sae is not None and sae.cfg != cfg:
+        raise ValueError("train_sae: cfg differs from the config `sae` was built with (sae.cfg)")
+    fresh = sae is None
+    sae = SAE(cfg, generator) if fresh else sae
+    history: list[dict[str, int | float]] = []
+    try:
+        first = next(batches)
+    except StopIteration:
+        raise ValueError("train_sae got no batches") from None
+    if fresh:
+        sae.init_b_dec_geometric_median(first)
+    optimizer = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    sparse = sae.has_sparse_path
+    bar = tqdm(
+        range(cfg.steps),
+        desc=f"training {cfg.architecture} SAE {cfg.d_in}->{cfg.d_sae}",
+        leave=False,
+        disable=not progress,
+    )
+    sae.train()
+    x = first
+    with torch.enable_grad():
+        for step in bar:
+            if step > 0:
+                try:
+                    x = next(batches)
+                except StopIteration:
+                    break
+            if cfg.warmup_steps:
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+            out = sae(x, sparse=sparse) if forward is None else forward(sae, x)
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            sae.remove_parallel_grad_()
+            optimizer.step()
+            sae.set_decoder_norm_to_unit_()
+            sae.update_dead_counts_(out.fired, x.shape[0])
+            sae.after_step_(x, out, step, generator, optimizer)
+            if step % log_every == 0 or step == cfg.steps - 1:
+                row = _log_row(step, x, out, sae)
+                history.append(row)
+                bar.set_postfix(mse=f"{row['mse']:.4g}", L0=f"{row['l0']:.1f}", dead=f"{row['dead_fraction']:.2f}")
+    sae.eval()
+    return sae, history
+
+
+def _log_row(step: int, x: Float[Tensor, "batch d_in"], out: Any, sae: SAE) -> dict[str, int | float]:
+    """One history row; `out` is an SAEOutput or anything with its fields (train_sae's `forward`)."""
+    return {
+        "step": step,
+        "loss": out.loss.item(),
+        "mse": out.mse.item(),
+        "explained_variance": explained_variance(x, out.recon.detach()).item(),
+        "l0": out.l0.item(),
+        "dead_fraction": sae.dead_mask().float().mean().item(),
+    }
