@@ -9,7 +9,6 @@ download does not work offline, so the test uses /usr/bin/chromium. Under CI
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,28 +17,12 @@ import urllib.request
 
 import nbformat
 import pytest
-from conftest import ROOT
+from conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, require_browser
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TOKEN = "workbook-browser-test"
 RUN_ALL_TIMEOUT_MS = 150_000
-
-
-def _require_browser():
-    missing = []
-    if CHROMIUM is None:
-        missing.append("Debian's chromium (apt-get install chromium)")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        missing.append("playwright (pip install -e '.[browser]', which `make test` does)")
-    if missing:
-        message = "browser test needs " + " and ".join(missing)
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def _free_port() -> int:
@@ -51,7 +34,7 @@ def _free_port() -> int:
 @pytest.fixture
 def lab(tmp_path):
     """JupyterLab serving a fast-mode copy of notebook 01 (the committed file is never touched)."""
-    _require_browser()
+    require_browser("browser test")
     nb = nbformat.read(ROOT / "notebooks" / "01_superposition.ipynb", as_version=4)
     [params] = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     params.source = params.source.replace("fast: bool = False", "fast: bool = True")
@@ -114,15 +97,7 @@ def test_explorer_sliders_and_figure_render_and_redraw(lab):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(lab)

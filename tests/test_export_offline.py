@@ -9,17 +9,14 @@ tests/test_browser.py, a missing browser skips the test locally and fails it und
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import nbformat
 import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS, require_browser
 
 from interp_helpers.workbook.export import write_executed
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 MB = 1_000_000
 
 MATH = (
@@ -41,25 +38,10 @@ tokens = torch.tensor([0, 3, 4, 3, 4])
 """
 
 
-def _require_browser():
-    missing = []
-    if CHROMIUM is None:
-        missing.append("Debian's chromium (apt-get install chromium)")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        missing.append("playwright (pip install -e '.[browser]', which `make test` does)")
-    if missing:
-        message = "offline export test needs " + " and ".join(missing)
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """(ipynb path, html path) of the small notebook, executed in a kernel and exported."""
-    _require_browser()
+    require_browser("offline export test")
     from nbclient import NotebookClient
 
     from interp_helpers.workbook.runner import KERNEL_NAME
@@ -95,15 +77,7 @@ def test_html_copy_renders_offline(exported):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
+            args=CHROMIUM_ARGS,
         )
         context = browser.new_context(viewport={"width": 1200, "height": 900})
         context.set_offline(True)
