@@ -19,7 +19,7 @@ Numbers are of the 4-bit build (weights dequantised from Q4_1 / Q8_0), one threa
 Measured with the defaults (2 prompts x 14 tokens, 12 sampled TL sites; a 2-core machine with
 a load average near 3 from other work, so +-20%), two runs: resid_pre_by_pos 9.2x / 8.8x,
 attn_head_out_all_pos 6.2x / 5.1x, attn_head_out_by_pos 9.6x / 11.9x; results equal to 4e-6.
-Ours takes 16 s, 17 s and 2.4 min; TransformerLens' full loops would take about 2.5 min,
+Ours takes 16-18 s, 14-17 s and 2-2.4 min; TransformerLens' full loops would take about 2.5 min,
 1.4 min and 25 min. attn_head_out_all_pos cannot reach 10x exactly: a head patched at every
 position must rerun, on average, half of the 30 layers at every position (TransformerLens: all
 of them plus the 49152-way unembedding of every position), a 2.5x difference in arithmetic;

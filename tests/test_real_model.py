@@ -72,6 +72,17 @@ def test_wrong_hash_names_the_file_and_the_fix_before_converting(tmp_path, monke
     assert not (tmp_path / "cache").exists()
 
 
+def test_unreadable_cache_names_the_folder_and_the_fix(tmp_path):
+    """A truncated cached conversion (e.g. a disk that filled up) fails in one line, before building a model."""
+    directory = tmp_path / f"{real_model.NAME}-{real_model.GGUF_SHA256[:16]}"
+    directory.mkdir()
+    (directory / "model.safetensors").write_bytes(b"\x00" * 100)
+    (directory / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError) as err:
+        real_model.load_real_model(cache=tmp_path)
+    assert "\n" not in str(err.value) and str(directory) in str(err.value) and "delete" in str(err.value)
+
+
 def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(real_model.CACHE_ENV, str(tmp_path / "mine"))
     assert real_model.cache_root() == tmp_path / "mine"
@@ -153,7 +164,7 @@ def _hf_llama_from(model):
         }
     with no_init_weights():  # every weight is loaded below; initialising 135M of them took 30 s
         hf = LlamaForCausalLM(config).eval()
-    missing, unexpected = hf.load_state_dict({k: v.detach().clone() for k, v in state.items()}, strict=False)
+    missing, unexpected = hf.load_state_dict(state, strict=False)  # copies into HF's own parameters
     assert not unexpected and all("rotary" in k for k in missing), (missing, unexpected)
     return hf
 
@@ -170,11 +181,12 @@ PROMPTS = [
 def test_logits_match_transformers_llama_on_the_same_weights(model):
     """TransformerLens' forward (rotary, GQA, RMSNorm, gated SiLU as configured) == HF's Llama forward."""
     hf = _hf_llama_from(model)
-    for prompt in PROMPTS:
-        tokens = model.to_tokens(prompt)
-        ours, theirs = model(tokens), hf(tokens).logits
-        assert theirs.abs().max() > 10  # real logits, not a degenerate model
-        assert (ours - theirs).abs().max().item() <= 1e-4, prompt
+    tokens = model.to_tokens(PROMPTS)  # right-padded: padding cannot reach the real positions before it
+    lengths = [len(model.to_tokens(prompt)[0]) for prompt in PROMPTS]
+    ours, theirs = model(tokens), hf(tokens).logits
+    for row, (prompt, length) in enumerate(zip(PROMPTS, lengths)):
+        assert theirs[row, :length].abs().max() > 10  # real logits, not a degenerate model
+        assert (ours[row, :length] - theirs[row, :length]).abs().max().item() <= 1e-4, prompt
 
 
 @pytest.mark.slow

@@ -137,7 +137,7 @@ def hf_model(path: Path | None = None):
 
 
 def _hf_tokenizer(path: Path):
-    """The tokenizer from the GGUF metadata, with `<|endoftext|>` as BOS, prepended by encode()."""
+    """The tokenizer from the GGUF metadata, with `<|endoftext|>` as BOS."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
@@ -253,11 +253,18 @@ def load_real_model(device: str = "cpu", *, path: Path | None = None, cache: Pat
     naming the file and the fix) when the file is missing or its sha256 is wrong.
     """
     directory = cached_dir(path, cache)
-    config = json.loads((directory / "config.json").read_text())
+    try:
+        config = json.loads((directory / "config.json").read_text())
+        tokenizer = load_tokenizer(directory)
+        weights = load_file(str(directory / "model.safetensors"))
+    except Exception as err:  # json, tokenizers and safetensors each raise their own types
+        raise CheckpointError(
+            f"{directory}: cached conversion unreadable ({type(err).__name__}); fix: delete that folder, "
+            "the next load converts the GGUF again"
+        ) from None
     # init_weights=False: every weight is overwritten at once; initialising 135M would take seconds.
     cfg = HookedTransformerConfig(**{**config, "device": device, "init_weights": False})
-    model = HookedTransformer(cfg, tokenizer=load_tokenizer(directory), default_padding_side="right")
-    weights = load_file(str(directory / "model.safetensors"))
+    model = HookedTransformer(cfg, tokenizer=tokenizer, default_padding_side="right")
     missing, unexpected = model.load_state_dict(weights, strict=False)
     # Only buffers TransformerLens computes itself (rotary tables, causal masks) may be absent.
     if unexpected or any(not key.endswith(("rotary_sin", "rotary_cos", "mask", "IGNORE")) for key in missing):
