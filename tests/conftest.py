@@ -15,6 +15,21 @@ FIXTURES = ROOT / "tests" / "fixtures"
 TINY = FIXTURES / "tiny.ipynb"
 
 
+# SmolLM2's architecture (modelzoo/real_model.py) without its size: grouped-query attention
+# (set n_key_value_heads), rotary, RMSNorm, gated SiLU MLP, no biases. The kernels' tests run
+# on small random models of this shape as well as on the zoo's LayerNorm models.
+LLAMA_STYLE = dict(
+    act_fn="silu",
+    gated_mlp=True,
+    normalization_type="RMS",
+    final_rms=True,
+    positional_embedding_type="rotary",
+    rotary_dim=8,
+    rotary_adjacent_pairs=False,
+    original_architecture="LlamaForCausalLM",
+)
+
+
 def pytest_configure(config):
     """Under `pytest -n N` (`make test` runs two workers), one torch thread per worker and per
     notebook kernel it starts: two processes each spinning two OpenMP threads on two cores run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import LLAMA_STYLE
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.head_detector import detect_head
 
@@ -27,19 +28,7 @@ SMALL = dict(
 
 # SmolLM2's architecture (modelzoo/real_model.py), small: 4 query heads sharing 2 key-value heads
 # (grouped-query attention), rotary, RMSNorm, gated SiLU MLP.
-LLAMA = dict(
-    attn_only=False,
-    d_mlp=64,
-    act_fn="silu",
-    gated_mlp=True,
-    n_key_value_heads=2,
-    normalization_type="RMS",
-    final_rms=True,
-    positional_embedding_type="rotary",
-    rotary_dim=8,
-    rotary_adjacent_pairs=False,
-    original_architecture="LlamaForCausalLM",
-)
+LLAMA = LLAMA_STYLE | dict(attn_only=False, d_mlp=64, n_key_value_heads=2)
 ARCHS = {"ln-attn-only": {}, "llama": LLAMA}
 
 

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import LLAMA_STYLE
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.hook_points import HookPoint
 
@@ -114,19 +115,7 @@ TINY = dict(
 )
 # SmolLM2's architecture (modelzoo/real_model.py), small: 2 query heads sharing 1 key-value head,
 # rotary, RMSNorm, gated SiLU MLP.
-LLAMA = dict(
-    attn_only=False,
-    d_mlp=32,
-    act_fn="silu",
-    gated_mlp=True,
-    n_key_value_heads=1,
-    normalization_type="RMS",
-    final_rms=True,
-    positional_embedding_type="rotary",
-    rotary_dim=8,
-    rotary_adjacent_pairs=False,
-    original_architecture="LlamaForCausalLM",
-)
+LLAMA = LLAMA_STYLE | dict(attn_only=False, d_mlp=32, n_key_value_heads=1)
 ARCHS = {"ln-attn-only": {}, "llama": LLAMA}
 
 

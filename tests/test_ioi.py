@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import LLAMA_STYLE
 
 from interp_helpers.modelzoo import corpus
 from interp_helpers.modelzoo.corpus import IOI_TEMPLATES
@@ -91,17 +92,7 @@ def test_bad_arguments_name_the_parameter(tok):
 
 
 # SmolLM2's architecture (modelzoo/real_model.py), small: grouped-query attention, rotary, RMSNorm, gated SiLU.
-LLAMA = dict(
-    act_fn="silu",
-    gated_mlp=True,
-    n_key_value_heads=2,
-    normalization_type="RMS",
-    final_rms=True,
-    positional_embedding_type="rotary",
-    rotary_dim=8,
-    rotary_adjacent_pairs=False,
-    original_architecture="LlamaForCausalLM",
-)
+LLAMA = LLAMA_STYLE | dict(n_key_value_heads=2)
 
 
 @pytest.mark.parametrize("arch", ["ln-gelu", "llama"])

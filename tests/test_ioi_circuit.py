@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import pytest
 import torch
+from conftest import LLAMA_STYLE
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp_helpers.transformer_circuits import ioi, ioi_circuit, patching
@@ -27,18 +28,7 @@ GELU = dict(
     seed=0,
 )
 # SmolLM2's architecture, small: 4 query heads sharing 2 key-value heads, rotary, RMSNorm, gated SiLU MLP.
-LLAMA = GELU | dict(
-    n_heads=4,
-    n_key_value_heads=2,
-    act_fn="silu",
-    gated_mlp=True,
-    normalization_type="RMS",
-    final_rms=True,
-    positional_embedding_type="rotary",
-    rotary_dim=8,
-    rotary_adjacent_pairs=False,
-    original_architecture="LlamaForCausalLM",
-)
+LLAMA = GELU | LLAMA_STYLE | dict(n_heads=4, n_key_value_heads=2)
 VARIANTS = {"gelu": GELU, "attn-only": GELU | dict(attn_only=True, d_mlp=None, act_fn=None), "llama": LLAMA}
 BATCH, POS = 4, 7
 

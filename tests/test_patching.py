@@ -8,6 +8,7 @@ import random
 import pytest
 import torch
 import transformer_lens.patching as tl_patching
+from conftest import LLAMA_STYLE
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp_helpers.transformer_circuits import circuits, patching
@@ -26,17 +27,7 @@ GELU = dict(
     normalization_type="LN",
     seed=0,
 )
-LLAMA = GELU | dict(
-    n_key_value_heads=2,
-    act_fn="silu",
-    gated_mlp=True,
-    normalization_type="RMS",
-    final_rms=True,
-    positional_embedding_type="rotary",
-    rotary_dim=8,
-    rotary_adjacent_pairs=False,
-    original_architecture="LlamaForCausalLM",
-)
+LLAMA = GELU | LLAMA_STYLE | dict(n_key_value_heads=2)
 VARIANTS = {
     "gelu": GELU,
     "attn-only": GELU | dict(attn_only=True, d_mlp=None, act_fn=None),
