@@ -375,6 +375,21 @@ def path_patch_all_heads(
     return out.view(n_layers, n_heads)
 
 
+def path_patch_heads(
+    model: HookedTransformer,
+    clean_tokens: Int[Tensor, "batch pos"],
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    heads: Sequence[tuple[int, int]],
+    receivers: Sequence[Receiver],
+    metric: Metric,
+    sender_pos: Int[Tensor, " batch"] | None = None,
+    freeze_mlps: bool = True,
+) -> Float[Tensor, " sender"]:
+    """`path_patch_all_heads` for chosen heads only (a 270-head model cannot afford every sender)."""
+    _check_senders(model, list(heads))
+    return _grid(model, clean_tokens, corrupted_tokens, receivers, metric, list(heads), sender_pos, freeze_mlps)
+
+
 def path_patch_all_mlps(
     model: HookedTransformer,
     clean_tokens: Int[Tensor, "batch pos"],
@@ -800,6 +815,7 @@ __all__ = [
     "name_tokens",
     "path_patch",
     "path_patch_all_heads",
+    "path_patch_heads",
     "path_patch_all_mlps",
     "template_means",
 ]
