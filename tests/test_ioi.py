@@ -183,3 +183,63 @@ def test_names_that_are_not_single_tokens_are_left_out(tok, clean):
     ds = ioi.ioi_dataset(odd, n=60, seed=0)
     assert all(split not in names for names in ds.names)
     assert all(split not in names for names in ioi.abc_dataset(ds, odd, seed=0).names)
+
+
+def test_three_name_prompts_put_the_answer_in_every_slot_once(tok):
+    ds = ioi.three_name_dataset(tok, n_per_slot=3, seed=0)
+    assert ds.answer_slot.tolist() == [0] * 3 + [1] * 3 + [2] * 3
+    rows = torch.arange(len(ds))
+    for i, text in enumerate(ds.texts):
+        first, second = text.split(". ")
+        names = [tok.decode([int(t)]).strip() for t in ds.name_tokens[i]]
+        answer = names[int(ds.answer_slot[i])]
+        assert first.startswith(f"{names[0]}, {names[1]} and {names[2]}") and answer not in second
+        assert all(name in second for name in names if name != answer)  # the other two are repeated
+        assert [tok.decode([int(t)]).strip() for t in ds.tokens[i, ds.name_pos[i]]] == names
+    assert (ds.tokens[rows, ds.end] == tok.encode(" to", add_special_tokens=False)[0]).all()
+    assert (
+        ioi.three_name_text(("A", "B", "C"), 1, "park", "ball") == "A, B and C went to the park. A and C gave a ball to"
+    )
+    assert ioi.three_name_dataset(tok, 3, seed=0).texts == ds.texts != ioi.three_name_dataset(tok, 3, seed=1).texts
+
+
+def test_three_name_choice_and_direction_read_the_three_names(tok):
+    ds = ioi.three_name_dataset(tok, n_per_slot=2, seed=0)
+    logits = torch.zeros(len(ds), ds.tokens.shape[1], len(tok))
+    rows = torch.arange(len(ds))
+    logits[rows, ds.end, ds.name_tokens[:, 2]] = 1.0  # always the last introduced name
+    assert ioi.three_name_choice(logits, ds).tolist() == [2] * len(ds)
+    logits[rows, ds.end - 1, ds.name_tokens[:, 0]] = 5.0  # not at END: ignored
+    assert ioi.three_name_choice(logits, ds).tolist() == [2] * len(ds)
+    with pytest.raises(ValueError, match="answer_slot"):
+        ioi.three_name_text(("A", "B", "C"), 3, "park", "ball")
+
+
+def test_name_movers_need_attention_to_io_and_a_direct_share():
+    from interp_helpers.transformer_circuits import ioi_circuit
+
+    attention = torch.tensor([[0.9, 0.9, 0.1], [0.5, 0.35, 0.9]])
+    direct = torch.tensor([[0.5, -0.6, 2.0], [1.0, 0.05, -2.0]])
+    assert ioi_circuit.name_movers(attention, direct, logit_diff=2.0) == [(1, 0), (0, 0)]  # 0.2 is the bar
+    assert ioi_circuit.name_movers(attention, direct, logit_diff=2.0, negative=True) == [(1, 2), (0, 1)]
+    assert ioi_circuit.name_movers(attention, direct, logit_diff=20.0) == []
+
+
+def test_backup_direct_on_a_llama_shaped_model(clean, tok):
+    """Knocking out nothing changes nothing; knocking out a head NaNs it and moves the logit difference."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from interp_helpers.transformer_circuits import ioi_circuit
+
+    cfg = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, n_ctx=48, d_vocab=len(tok), seed=0)
+    model = HookedTransformer(HookedTransformerConfig(**(cfg | LLAMA)), tokenizer=tok).eval()
+    small = ioi.select(clean, range(8))
+    abc = ioi.abc_dataset(small, tok, seed=0)
+    nothing = ioi_circuit.backup_direct(model, small, abc, [])
+    assert nothing.knocked_logit_diff == pytest.approx(nothing.logit_diff, abs=1e-5)
+    assert torch.allclose(nothing.growth, torch.zeros(2, 4), atol=1e-5)
+    assert torch.allclose(nothing.head_direct, ioi.head_logit_diff_attribution(model, small))
+    one = ioi_circuit.backup_direct(model, small, abc, [(0, 1)])
+    assert one.growth[0, 1].isnan() and not one.growth[1].isnan().any()
+    assert one.knocked_logit_diff != pytest.approx(one.logit_diff, abs=1e-6)
+    assert not torch.allclose(one.head_direct_after[1], one.head_direct[1])  # layer 1 reads the knocked head

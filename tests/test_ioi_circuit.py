@@ -176,6 +176,15 @@ def test_grids_match_single_calls_and_mark_missing_paths():
     assert mlps.shape == (3,) and mlps[1:].isnan().all() and not mlps[0].isnan()
 
 
+def test_chosen_senders_match_the_full_grid_on_the_llama_shaped_model():
+    s = setup("llama")
+    receivers = ioi_circuit.head_receivers(s.model, 2, head=3, kinds="qv")
+    grid = ioi_circuit.path_patch_all_heads(s.model, s.clean, s.corrupted, receivers, s.metric)
+    some = ioi_circuit.path_patch_heads(s.model, s.clean, s.corrupted, [(1, 2), (0, 0), (2, 1)], receivers, s.metric)
+    torch.testing.assert_close(some[:2], torch.stack([grid[1, 2], grid[0, 0]]))
+    assert some[2].isnan()  # layer 2 does not reach its own inputs
+
+
 def test_errors_and_model_flags_restored():
     s = setup("gelu")
     before = (s.model.cfg.use_split_qkv_input, s.model.cfg.use_hook_mlp_in)

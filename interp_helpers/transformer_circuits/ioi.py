@@ -317,3 +317,92 @@ def component_attribution(model: HookedTransformer, ds: IOIDataset) -> dict[str,
         ln_bias @ (model.W_U[:, ds.io_token] - model.W_U[:, ds.s_token]) if ln_bias is not None else 0.0
     )
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Three-name prompts: does the model track repetition, or a position?
+# --------------------------------------------------------------------------------------
+
+THREE_NAME_TEMPLATE = "{0}, {1} and {2} went to the {place}. {x} and {y} gave a {obj} to"
+
+
+def three_name_text(introduced: tuple[str, str, str], answer_slot: int, place: str, obj: str) -> str:
+    """ "A, B and C went to the park. B and C gave a ball to" with the answer introduced at `answer_slot`.
+
+    The second sentence names the two other names in the order they were introduced, so the
+    answer is the one name said once: only repetition identifies it, whichever slot it holds
+    (the IOI templates always put the subject last, which a recency shortcut can exploit).
+    """
+    check_range("answer_slot", answer_slot, 0, 2)
+    x, y = (name for i, name in enumerate(introduced) if i != answer_slot)
+    return THREE_NAME_TEMPLATE.format(*introduced, place=place, x=x, y=y, obj=obj)
+
+
+@dataclass(frozen=True)
+class ThreeNameDataset:
+    """Three-name prompts, right-padded with BOS; every row's three introduced names are single tokens."""
+
+    tokens: Int[Tensor, "batch pos"]
+    end: Int[Tensor, " batch"]
+    name_tokens: Int[Tensor, "batch 3"]  # the introduced names, in order (" Mary" ids)
+    name_pos: Int[Tensor, "batch 3"]  # where each introduced name sits in the row
+    answer_slot: Int[Tensor, " batch"]  # which introduced name is the answer (said once)
+    texts: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def answer_token(self) -> Int[Tensor, " batch"]:
+        return self.name_tokens[torch.arange(len(self)), self.answer_slot]
+
+
+def three_name_dataset(tok: PreTrainedTokenizerFast, n_per_slot: int, seed: int = 0) -> ThreeNameDataset:
+    """`n_per_slot` prompts for each answer slot (0, 1, 2), names drawn from `usable_names(tok)`."""
+    check_range("n_per_slot", n_per_slot, 1, 10_000)
+    pool = [name for name in corpus.NAMES if name in usable_names(tok)]  # corpus order: the same draw on every run
+    if len(pool) < 3:
+        raise ValueError(f"only {len(pool)} corpus names are single tokens for this tokenizer; three are needed")
+    rng = random.Random(f"three-names:{seed}")
+    ids, names, slots, texts = [], [], [], []
+    for slot in (0, 1, 2):
+        for _ in range(n_per_slot):
+            introduced = tuple(rng.sample(pool, 3))
+            text = three_name_text(introduced, slot, rng.choice(corpus.PLACES), rng.choice(corpus.OBJECTS))
+            ids.append([tok.bos_token_id] + tok.encode(text, add_special_tokens=False))
+            names.append([_single_token(tok, name) for name in introduced])
+            slots.append(slot)
+            texts.append(text)
+    # First mention; the first name opens the text, so it is the bare token ("Mary", not " Mary").
+    name_pos = [[_first(row, _name_ids(tok, n)) for n in t.split(", ")] for row, t in zip(ids, _introduced(texts))]
+    width = max(map(len, ids))
+    return ThreeNameDataset(
+        tokens=torch.tensor([r + [tok.bos_token_id] * (width - len(r)) for r in ids]),
+        end=torch.tensor([len(r) - 1 for r in ids]),
+        name_tokens=torch.tensor(names),
+        name_pos=torch.tensor(name_pos),
+        answer_slot=torch.tensor(slots),
+        texts=tuple(texts),
+    )
+
+
+def _introduced(texts: Sequence[str]) -> list[str]:
+    return [text.split(" went to")[0].replace(" and ", ", ") for text in texts]
+
+
+def _first(row: list[int], candidates: tuple[int, ...]) -> int:
+    return min(row.index(t) for t in candidates if t in row)
+
+
+def three_name_choice(logits: Float[Tensor, "batch pos d_vocab"], ds: ThreeNameDataset) -> Int[Tensor, " batch"]:
+    """Which introduced name (0, 1, 2) has the highest logit at END: the model's pick among the three."""
+    rows = torch.arange(len(ds))
+    end_logits = logits[rows, ds.end]  # batch d_vocab
+    return end_logits.gather(-1, ds.name_tokens).argmax(-1)
+
+
+def three_name_directions(model: HookedTransformer, ds: ThreeNameDataset) -> Float[Tensor, "batch d_model"]:
+    """Per prompt, the direction read as logit(answer) - mean logit(the two repeated names)."""
+    names = circuits.unembed_directions(model, ds.name_tokens)  # batch 3 d_model
+    answer = names[torch.arange(len(ds)), ds.answer_slot]
+    return answer - (names.sum(1) - answer) / 2
