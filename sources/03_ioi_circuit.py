@@ -223,15 +223,7 @@ head_direct = head_direct.mean(-1).view(n_layers, n_heads)  # layer head_index, 
 figures.attribution_figure(
     shares, logit_diff["clean"], "The MLPs write the answer; attention's direct share is small"
 ).show()
-plots.labelled_heatmap(
-    head_direct,
-    title="Direct logit attribution of every head (IO - S, nats)",
-    x_title="head",
-    y_title="layer",
-    x_labels=[f"H{h}" for h in range(n_heads)],
-    y_labels=[f"L{l}" for l in range(n_layers)],
-    colorbar_title="logit diff",
-).show()
+figures.layer_head_heatmap(head_direct, "Direct logit attribution of every head (IO - S, nats)", "logit diff").show()
 record("direct_share_attention", round(sum(v for k, v in shares.items() if "attn" in k), 3))
 record("direct_share_mlps", round(sum(v for k, v in shares.items() if "mlp" in k), 3))
 record("max_head_direct", round(head_direct.abs().max().item(), 3))

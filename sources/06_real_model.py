@@ -35,7 +35,7 @@ from interp_helpers.figures import plots
 from interp_helpers.modelzoo.corpus_view import html_table
 from interp_helpers.modelzoo.models import load_model
 from interp_helpers.modelzoo.real_model import ordinary_tokens
-from interp_helpers.transformer_circuits import circuits, induction, ioi, ioi_circuit, patching
+from interp_helpers.transformer_circuits import circuits, figures, induction, ioi, ioi_circuit, patching
 from interp_helpers.transformer_circuits.ioi_circuit import Receiver
 
 check_parameters("06", globals())  # the conditions declared in the parameters cell
@@ -192,14 +192,8 @@ display(
         ]
     )
 )
-plots.labelled_heatmap(
-    head_direct,
-    title="Direct logit attribution of every head (IO - S, nats, 4-bit weights): layers 23-24 write it",
-    x_title="head",
-    y_title="layer",
-    x_labels=[f"H{h}" for h in range(n_heads)],
-    y_labels=[f"L{l}" for l in range(n_layers)],
-    height=700,
+figures.layer_head_heatmap(
+    head_direct, "Direct logit attribution of every head (IO - S, nats, 4-bit weights): layers 23-24 write it"
 ).show()
 record("top_dla_heads", scored({head_name(lh): round(float(head_direct[lh]), 3) for lh in top_dla}))
 
@@ -285,14 +279,8 @@ display(
         ]
     )
 )
-plots.labelled_heatmap(
-    patched.nan_to_num(0),
-    title="Each head's output patched at END into ABC prompts (normalised logit diff)",
-    x_title="head",
-    y_title="layer",
-    x_labels=[f"H{h}" for h in range(n_heads)],
-    y_labels=[f"L{l}" for l in range(n_layers)],
-    height=700,
+figures.layer_head_heatmap(
+    patched.nan_to_num(0), "Each head's output patched at END into ABC prompts (normalised logit diff)"
 ).show()
 record("patch_end_top", scored({head_name(lh): round(float(patched[lh]), 3) for lh in ranked}))
 

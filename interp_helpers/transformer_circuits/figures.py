@@ -10,12 +10,29 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from interp_helpers.figures.plots import layout, to_numpy
+from interp_helpers.figures.plots import labelled_heatmap, layout, to_numpy
 
 
 def head_labels(n_layers: int, n_heads: int) -> list[str]:
     """ "L0H0", "L0H1", ... in layer-major order (the order of a flattened [layer, head_index] tensor)."""
     return [f"L{layer}H{head}" for layer in range(n_layers) for head in range(n_heads)]
+
+
+def layer_head_heatmap(
+    values: Float[Tensor, "layer head_index"], title: str, colorbar_title: str = "", height: int | None = None
+) -> go.Figure:
+    """One value per head, layers down and heads across (L0 at the top), labelled L{layer} / H{head}."""
+    n_layers, n_heads = values.shape
+    return labelled_heatmap(
+        values,
+        title=title,
+        x_title="head",
+        y_title="layer",
+        x_labels=[f"H{h}" for h in range(n_heads)],
+        y_labels=[f"L{layer}" for layer in range(n_layers)],
+        colorbar_title=colorbar_title,
+        height=height or max(460, 22 * n_layers + 120),
+    )
 
 
 def phase_change_figure(
