@@ -239,7 +239,8 @@ def main() -> None:
 def summary(results, seeds, trainers) -> None:
     """Per architecture and seed: each trainer's MCC at L0 = K, and the speed ratio."""
     print(
-        f"\nMCC at L0 = {K} (* nearest point: L0 not bracketed, or a fixed k missed by > 10%), mean tokens/s; ratio = ours / SAELens"
+        f"\nMCC at L0 = {K} (* nearest point: L0 not bracketed, or a fixed k missed by > 10%), "
+        "mean tokens/s; speed = ours / SAELens"
     )
     for arch in ARCHS:
         rows = [r for r in results if r[0] == arch]
