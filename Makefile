@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test`; `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: setup run test test-unit lint lab notebooks bench clean
 
@@ -22,7 +24,7 @@ run: setup
 	$(BIN)/workbook run-all
 
 test: setup lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # ruff: the whole tree formatted and lint-clean (config in pyproject.toml).
 lint: setup

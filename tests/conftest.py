@@ -15,6 +15,19 @@ FIXTURES = ROOT / "tests" / "fixtures"
 TINY = FIXTURES / "tiny.ipynb"
 
 
+def pytest_configure(config):
+    """Under `pytest -n N` (`make test` runs two workers), one torch thread per worker and per
+    notebook kernel it starts: two processes each spinning two OpenMP threads on two cores run
+    slower than one thread each."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and int(workers) > 1:
+        os.environ["OMP_NUM_THREADS"] = "1"
+        os.environ["MKL_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def run_cli(*args: str, timeout: float = 300, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """Run `workbook ARGS...` with this interpreter; capture output."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -71,7 +71,8 @@ def test_sweep_on_a_cluster_writes_what_a_local_sweep_writes(cluster, tmp_path):
     assert (point / "result.json").read_text() == marker, "a finished point must not run again"
 
 
-def test_unreachable_scheduler_is_one_line(tmp_path):
+def test_unreachable_scheduler_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBOOK_CONNECT_TIMEOUT_S", "2")  # nothing listens on port 9; no need to wait 10 s
     done = run_cli(
         "sweep",
         str(TINY),

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from interp_helpers.modelzoo import zoo
+from interp_helpers.modelzoo import train_cli, zoo
 from interp_helpers.modelzoo.models import ZOO_DIR, load_model, read_card
 from interp_helpers.modelzoo.tokenizer import load_tokenizer
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    zoo.add_train_zoo_parser(parser.add_subparsers(dest="command"))
+    train_cli.add_train_zoo_parser(parser.add_subparsers(dest="command"))
     return parser.parse_args(["train-zoo", *argv])
 
 
@@ -87,7 +87,7 @@ def smoke_runs(tmp_path_factory) -> tuple[Path, Path]:
     for run in ("a", "b"):
         out = tmp_path_factory.mktemp(f"zoo-{run}")
         args = _parse(["zoo-attn-only-2l", "--steps", "50", "--batch", "2", "--out", str(out), "--no-progress"])
-        assert zoo.run_train_zoo(args) == 0  # a smoke run never fails on acceptance
+        assert train_cli.run_train_zoo(args) == 0  # a smoke run never fails on acceptance
         outs.append(out / "zoo-attn-only-2l")
     assert (sorted(p.name for p in ZOO_DIR.glob("*")) if ZOO_DIR.exists() else []) == data_before
     return outs[0], outs[1]
@@ -127,7 +127,7 @@ def test_smoke_run_is_deterministic(smoke_runs):
 
 
 def test_unknown_name_is_a_usage_error(capsys):
-    assert zoo.run_train_zoo(_parse(["zoo-nope", "--steps", "1"])) == 2
+    assert train_cli.run_train_zoo(_parse(["zoo-nope", "--steps", "1"])) == 2
     assert "unknown zoo model 'zoo-nope'" in capsys.readouterr().err
 
 

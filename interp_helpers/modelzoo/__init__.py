@@ -1,6 +1,6 @@
 """The synthetic corpus whose every token carries the latent variables that produced it
-(`corpus`), its tokenizer (`tokenizer`), the zoo models trained on it (`zoo`: specs,
-training, acceptance checks, the `train-zoo` command), loading them (`models`) and
+(`corpus`), its tokenizer (`tokenizer`), the zoo models trained on it (`specs`: what each
+model is; `zoo`: training and acceptance checks; `train_cli`: the `train-zoo` command), loading them (`models`) and
 colouring text by any label (`corpus_view`), and the zoo notebook's figures (`figures`).
 
 May import: `core`, `figures` (the generic plot helpers), and `transformer_circuits` for the metrics the zoo's

@@ -23,9 +23,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
-ZOO_DIR = DATA_DIR / "models"
-ZOO_PREFIX = "zoo-"
+from interp_helpers.modelzoo.specs import DATA_DIR, ZOO_DIR, ZOO_PREFIX  # noqa: F401 (re-exported)
+
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
 

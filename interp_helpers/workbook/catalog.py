@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 SUPPORTED_TYPES = ("int", "float", "bool", "str", "list[int]", "list[float]", "list[str]")
 
@@ -260,21 +258,31 @@ def parse_parameters_cell(source: str) -> dict[str, Parameter]:
     return params
 
 
-def _title(nb: nbformat.NotebookNode) -> str:
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            for line in cell.source.splitlines():
+def _source(cell: dict[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def _title(cells: list[dict[str, Any]]) -> str:
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            for line in _source(cell).splitlines():
                 if line.startswith("#"):
                     return line.lstrip("#").strip()
     return ""
 
 
 def read_notebook_info(path: Path) -> NotebookInfo:
-    nb = nbformat.read(path, as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    if len(cells) != 1:
-        raise CatalogError(f"{path.name}: expected exactly one cell tagged 'parameters', found {len(cells)}")
-    return NotebookInfo(path=path, title=_title(nb), parameters=parse_parameters_cell(cells[0].source))
+    # Plain JSON, not nbformat: importing nbformat (jsonschema) costs a second per command,
+    # and the catalog needs only the cells' sources and tags.
+    try:
+        cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+        raise CatalogError(f"{path}: not a readable notebook ({type(err).__name__}: {err})") from None
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise CatalogError(f"{path.name}: expected exactly one cell tagged 'parameters', found {len(tagged)}")
+    return NotebookInfo(path=path, title=_title(cells), parameters=parse_parameters_cell(_source(tagged[0])))
 
 
 def list_notebooks(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:

@@ -92,7 +92,7 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("only", nargs="*", metavar="NN", help="build only these sources ('02'); default: all")
     build.add_argument("--check", action="store_true", help="write nothing; exit 1 if a notebook is stale")
 
-    # Declared here only for --help; `python -m interp_helpers.modelzoo.zoo` parses the rest.
+    # Declared here only for --help; `python -m interp_helpers.modelzoo.train_cli` parses the rest.
     train = sub.add_parser("train-zoo", help="retrain zoo models from their seeds (see train-zoo -h)", add_help=False)
     train.add_argument("zoo_args", nargs=argparse.REMAINDER)
     return parser
@@ -192,7 +192,9 @@ def _cmd_train_zoo(zoo_args: list[str]) -> int:
     """The zoo has its own command line; run it as a program so the runner imports no science."""
     import subprocess
 
-    return subprocess.run([sys.executable, "-m", "interp_helpers.modelzoo.zoo", "train-zoo", *zoo_args]).returncode
+    return subprocess.run(
+        [sys.executable, "-m", "interp_helpers.modelzoo.train_cli", "train-zoo", *zoo_args]
+    ).returncode
 
 
 def _dispatch(args: argparse.Namespace, unknown: list[str]) -> int:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
+if TYPE_CHECKING:  # importing nbformat costs a second (jsonschema), and a kernel calling record() never needs it
+    import nbformat
 
 RESULT_MIME = "application/vnd.interp-workbook.result+json"
 
@@ -62,7 +63,11 @@ def record(name: str, value: Any, *, unit: str = "") -> Any:
 
 def read_results(notebook: nbformat.NotebookNode | str) -> dict[str, Any]:
     """Collect every `record(...)` from an executed notebook, in order; later wins."""
-    nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, str) else notebook
+    if isinstance(notebook, str):
+        import nbformat
+
+        notebook = nbformat.read(notebook, as_version=4)
+    nb = notebook
     found: dict[str, Any] = {}
     for cell in nb.cells:
         for output in cell.get("outputs", []):
