@@ -69,8 +69,8 @@ class SAEConfig:
     dead_tokens: int = 200_000  # a latent that has not fired for this many training tokens is dead
     l1_coeff: float = 5.0  # relu only
     l0_coeff: float = 1e-3  # jumprelu only
-    jumprelu_bandwidth: float = 0.001  # width of the rectangle kernel of the straight-through estimators
-    jumprelu_init_threshold: float = 0.001
+    jumprelu_bandwidth: float = 0.05  # width of the rectangle kernel of the straight-through estimators
+    jumprelu_init_threshold: float = 0.01  # SAELens' defaults; see jumprelu.py
     threshold_beta: float = 0.99  # batchtopk: EMA decay of the eval threshold estimate
     lr: float = 1e-3
     warmup_steps: int = 0  # linear lr warmup; 0 = none
@@ -158,7 +158,7 @@ class SAE(nn.Module):
     """A sparse autoencoder; `SAE(cfg)` builds the subclass for `cfg.architecture`.
 
     Parameters: W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in] (unit rows),
-    b_dec [d_in]; jumprelu adds log_threshold [d_sae] (threshold = exp, so it stays positive).
+    b_dec [d_in]; jumprelu adds threshold [d_sae] (kept >= 0 after each step).
     Buffers: tokens_since_fired [d_sae] (dead-latent counter) and, for batchtopk, the
     eval threshold (0 until estimated, which makes eval a plain ReLU).
     """
