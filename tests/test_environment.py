@@ -14,6 +14,8 @@ def _pip_section(text: str) -> list[str]:
     for line in lines[start + 1 :]:
         if not line.strip() or len(line) - len(line.lstrip()) < indent:
             break
+        if line.strip().startswith("#"):  # a comment saying why a dependency is there
+            continue
         deps.append(line.strip()[2:].strip())
     return deps
 

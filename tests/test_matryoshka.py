@@ -208,30 +208,37 @@ def test_train_matryoshka_needs_batches():
 
 
 def test_matryoshka_keeps_the_parent_latent_where_topk_absorbs_it():
-    """On hierarchical data a plain TopK SAE lets child latents absorb the parent; Matryoshka does not.
+    """On hierarchical data a plain TopK SAE lets child latents absorb the parent; Matryoshka less so.
 
     k=3 is below what some rows need (up to 8 active features, 1.75 on average), so merging
-    parent and child into one latent pays for a plain SAE. Measured with this exact setup for
-    seeds 0-29 (directions, data and init all from the seed): plain absorbed 0.23-0.42,
-    parent_fires 0.57-0.77; Matryoshka (first prefix = the 4 parents) absorbed 0.04-0.13,
-    parent_fires 0.85-0.95; the smallest gaps were 0.14 in both. All 30 pass these asserts.
+    parent and child into one latent pays for a plain SAE. One seed is not enough: until issue
+    #18 the SAE's init drew randn(16, 16) from manual_seed(seed), the very draw `hierarchy`
+    makes for its directions, so every latent started on a true direction (the parents in
+    Matryoshka's first prefix) and each seed looked clean. From a hashed init stream, seeds
+    0-29 give plain absorbed 0.18-0.57, parent_fires 0.42-0.81; Matryoshka absorbed
+    0.08-0.38, parent_fires 0.56-0.92, and on a few seeds Matryoshka is the worse of the two.
+    Means over blocks of 8 seeds (0-7, 8-15, 16-23): plain absorbed 0.38-0.42, parent_fires
+    0.55-0.59; Matryoshka 0.18-0.25 and 0.73-0.80. The asserts are on the mean of seeds 0-7.
     """
-    n_parents = 4
-    parent_dirs, child_dirs, sample = hierarchy(n_parents=n_parents, n_children=3, d_in=16, seed=0)
-    sae_config = S.SAEConfig(
-        d_in=16, d_sae=16, architecture="topk", k=3, lr=3e-3, steps=400, seed=0, dead_tokens=20_000
-    )
-    plain, _ = S.train_sae(sae_config, stream(sample, 128, 0), progress=False)
-    matry, history = M.train_matryoshka(
-        M.MatryoshkaConfig(sae_config, (n_parents, 16)), stream(sample, 128, 0), progress=False
-    )
-    plain_result = mean_absorption(plain, parent_dirs, child_dirs, sample)
-    matry_result = mean_absorption(matry, parent_dirs, child_dirs, sample, first=n_parents)
-    assert matry_result["parent_fires"] >= 0.75 and matry_result["absorbed"] <= 0.2
-    assert plain_result["absorbed"] >= matry_result["absorbed"] + 0.1
-    assert plain_result["parent_fires"] <= matry_result["parent_fires"] - 0.1
-    assert history[-1]["explained_variance"] >= 0.8  # it still reconstructs
-    torch.testing.assert_close(matry.W_dec.norm(dim=-1), torch.ones(16))
+    n_parents, plain_rows, matry_rows = 4, [], []
+    for seed in range(8):
+        parent_dirs, child_dirs, sample = hierarchy(n_parents=n_parents, n_children=3, d_in=16, seed=seed)
+        sae_config = S.SAEConfig(
+            d_in=16, d_sae=16, architecture="topk", k=3, lr=3e-3, steps=400, seed=seed, dead_tokens=20_000
+        )
+        plain, _ = S.train_sae(sae_config, stream(sample, 128, seed), progress=False)
+        matry, history = M.train_matryoshka(
+            M.MatryoshkaConfig(sae_config, (n_parents, 16)), stream(sample, 128, seed), progress=False
+        )
+        plain_rows.append(mean_absorption(plain, parent_dirs, child_dirs, sample))
+        matry_rows.append(mean_absorption(matry, parent_dirs, child_dirs, sample, first=n_parents))
+        assert history[-1]["explained_variance"] >= 0.8  # it still reconstructs
+        torch.testing.assert_close(matry.W_dec.norm(dim=-1), torch.ones(16))
+    plain_mean = {key: sum(r[key] for r in plain_rows) / 8 for key in ("absorbed", "parent_fires")}
+    matry_mean = {key: sum(r[key] for r in matry_rows) / 8 for key in ("absorbed", "parent_fires")}
+    assert matry_mean["parent_fires"] >= 0.65 and matry_mean["absorbed"] <= 0.3, matry_mean
+    assert plain_mean["absorbed"] >= matry_mean["absorbed"] + 0.1, (plain_mean, matry_mean)
+    assert plain_mean["parent_fires"] <= matry_mean["parent_fires"] - 0.1, (plain_mean, matry_mean)
 
 
 # ---------------------------------------------------------------------------- absorption

@@ -35,3 +35,16 @@ def test_seed_everything_is_deterministic():
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     with pytest.raises(ValueError, match="seed"):
         seed_everything(-1)
+
+
+def test_stream_seed_separates_purposes_and_repeats():
+    from interp_helpers.core.validation import stream_generator, stream_seed
+
+    assert stream_seed(3, "sae.init") == stream_seed(3, "sae.init")
+    assert len({stream_seed(3, "sae.init"), stream_seed(3, "sae.train"), stream_seed(4, "sae.init"), 3}) == 4
+    assert 0 <= stream_seed(2**32 - 1, "x") < 2**63
+    assert not torch.equal(torch.rand(4, generator=stream_generator(3, "a")), torch.rand(4, generator=gen3()))
+
+
+def gen3() -> torch.Generator:
+    return torch.Generator().manual_seed(3)

@@ -195,3 +195,36 @@ def test_label_matrix_on_corpus_labels_covers_the_hierarchy_and_drops_rare_value
     table = R.best_f1(acts, matrix, names)
     assert len(table.to_rows()) == len(names) and ((table.f1 >= 0) & (table.f1 <= 1)).all()
     assert 0 <= table.mean_f1("node_l2=") <= 1
+
+
+# ------------------------------------------------------------------ known directions (MCC)
+
+
+def test_mcc_hand_computed():
+    """Two true directions e0, e1; learned: e1 (exact), (e0 + e1)/sqrt(2), -e0 (sign ignored) and a spare.
+
+    Best one-to-one matching: e0 <- -e0 (|cos| 1), e1 <- e1 (1): MCC 1. Drop -e0 and e0 must
+    take the diagonal (cos 1/sqrt(2)): MCC (1 + 0.7071) / 2, not the greedy 1 for both.
+    """
+    e0, e1 = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
+    diag = (e0 + e1) / 2**0.5
+    true = torch.stack([e0, e1])
+    assert R.mean_correlation_coefficient(torch.stack([e1, diag, -e0, torch.tensor([0.0, 0.0, 3.0])]), true) == (
+        pytest.approx(1.0)
+    )
+    assert R.mean_correlation_coefficient(torch.stack([e1, 2 * diag]), true) == pytest.approx((1 + 0.5**0.5) / 2)
+
+
+def test_mcc_matches_saelens_on_the_same_sae():
+    evals = pytest.importorskip("sae_lens.synthetic.evals", reason="sae_lens not installed (the bench's baseline only)")
+    from interp_helpers.dictionaries import sae as S
+
+    g = gen(0)
+    true = torch.randn(48, 16, generator=g)
+    sae = S.SAE(S.SAEConfig(d_in=16, d_sae=64, architecture="topk", k=4, seed=1))
+    with torch.no_grad():
+        sae.W_dec[:24] = true[:24] + 0.3 * torch.randn(24, 16, generator=g)  # half found, roughly
+    ours = R.mean_correlation_coefficient(sae.W_dec, true)
+    theirs = evals.mean_correlation_coefficient(sae.W_dec.detach(), true)
+    assert ours == pytest.approx(theirs, abs=1e-5)
+    assert 0.5 < ours < 0.99  # neither trivial case

@@ -8,6 +8,7 @@ through `workbook run -p ...`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import random
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -66,6 +67,27 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def stream_seed(seed: int, purpose: str) -> int:
+    """A 63-bit seed for one random stream, hashed from (seed, purpose).
+
+    Two streams drawn from the same integer seed are the same numbers: SAELens'
+    `FeatureDictionary(seed=s)` draws `torch.randn(n, d)` from `manual_seed(s)`, exactly as an
+    SAE initialised from `manual_seed(s)` would, so with equal seeds the SAE would start on
+    the answer. Hashing the purpose in keeps every stream (an SAE's init, its batch order,
+    another library's draws) apart while staying reproducible for a seed.
+    """
+    check_range("seed", seed, 0, 2**64 - 1)
+    digest = hashlib.blake2b(f"{seed}/{purpose}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1  # manual_seed takes a signed 64-bit value
+
+
+def stream_generator(seed: int, purpose: str) -> torch.Generator:
+    """A torch Generator seeded with `stream_seed(seed, purpose)`."""
+    import torch
+
+    return torch.Generator().manual_seed(stream_seed(seed, purpose))
 
 
 @contextmanager

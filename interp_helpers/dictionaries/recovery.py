@@ -11,6 +11,9 @@ firing matches the label, and how well?
                    "unit > threshold" against the label, with precision, recall, and
                    the AUROC of that unit's raw activation as a score for the label
     unit_labels    the other direction, for dashboards: each unit's best labels
+    mean_correlation_coefficient
+                   where the true feature *directions* are known (toy models, synthetic
+                   data): decoder directions matched one-to-one to them, mean |cosine|
 
 F1 rewards a unit that fires on the label's tokens and nowhere else, which is what
 "monosemantic for this label" means; AUROC asks only whether the unit ranks the
@@ -332,3 +335,29 @@ def unit_labels(
         for unit_values, unit_index in zip(values.tolist(), index.tolist()):
             out.append([(names[i], v) for v, i in zip(unit_values, unit_index) if v > 0])
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Known directions
+# --------------------------------------------------------------------------------------
+
+
+def mean_correlation_coefficient(learned: Float[Tensor, "n_learned d"], true: Float[Tensor, "n_true d"]) -> float:
+    """Mean |cosine| of the best one-to-one matching of learned to true directions (MCC).
+
+    The metric of Paulo & Belrose (2025, "Position: Mechanistic Interpretability Should
+    Prioritize Feature Consistency in SAEs") and SAELens' synthetic benchmark: Hungarian
+    matching (scipy's linear_sum_assignment) maximises the summed |cosine| over pairs, and
+    the mean runs over min(n_learned, n_true) matched pairs. 1 means every true direction
+    has its own latent pointing along it (up to sign); random directions in d dimensions
+    score well above 0, so compare against a baseline (e.g. the SAE's initialisation).
+    A zero row has cosine 0 with everything.
+    """
+    from scipy.optimize import linear_sum_assignment  # only here: the rest of the module needs no scipy
+
+    a = learned.detach().double()
+    b = true.detach().double()
+    cos = (a / a.norm(dim=-1, keepdim=True).clamp(min=1e-12)) @ (b / b.norm(dim=-1, keepdim=True).clamp(min=1e-12)).T
+    cos = cos.abs().cpu().numpy()
+    rows, cols = linear_sum_assignment(cos, maximize=True)
+    return float(cos[rows, cols].mean())

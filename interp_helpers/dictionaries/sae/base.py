@@ -23,7 +23,11 @@ inputs scaled to E||x|| = sqrt(d_in); JumpReLU's `l0_coeff` needs a sweep. TopK 
 neither, which is why it is the default.
 
 Randomness comes from `SAEConfig.seed` (or an explicit torch.Generator): same seed,
-same data order, one thread -> the same weights.
+same data order, one thread -> the same weights. Each stream is hashed from the seed and its
+purpose (`stream_generator(seed, "sae.init")`, "sae.train"), never `manual_seed(seed)` itself:
+SAELens' synthetic `FeatureDictionary(seed=s)` draws its true features as
+`randn(generator=manual_seed(s))`, the very draw a plain-seeded init would make, and an SAE
+that starts on the answer scores a perfect recovery it never learned.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from interp_helpers.core.validation import check_choice, check_range
+from interp_helpers.core.validation import check_choice, check_range, stream_generator
 from interp_helpers.dictionaries.sae.metrics import l0
 
 ARCHITECTURES: tuple[str, ...] = ("relu", "topk", "batchtopk", "jumprelu")
@@ -65,8 +69,8 @@ class SAEConfig:
     dead_tokens: int = 200_000  # a latent that has not fired for this many training tokens is dead
     l1_coeff: float = 5.0  # relu only
     l0_coeff: float = 1e-3  # jumprelu only
-    jumprelu_bandwidth: float = 0.001  # width of the rectangle kernel of the straight-through estimators
-    jumprelu_init_threshold: float = 0.001
+    jumprelu_bandwidth: float = 0.05  # width of the rectangle kernel of the straight-through estimators
+    jumprelu_init_threshold: float = 0.01  # SAELens' defaults; see jumprelu.py
     threshold_beta: float = 0.99  # batchtopk: EMA decay of the eval threshold estimate
     lr: float = 1e-3
     warmup_steps: int = 0  # linear lr warmup; 0 = none
@@ -154,7 +158,7 @@ class SAE(nn.Module):
     """A sparse autoencoder; `SAE(cfg)` builds the subclass for `cfg.architecture`.
 
     Parameters: W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in] (unit rows),
-    b_dec [d_in]; jumprelu adds log_threshold [d_sae] (threshold = exp, so it stays positive).
+    b_dec [d_in]; jumprelu adds threshold [d_sae] (kept >= 0 after each step).
     Buffers: tokens_since_fired [d_sae] (dead-latent counter) and, for batchtopk, the
     eval threshold (0 until estimated, which makes eval a plain ReLU).
     """
@@ -162,6 +166,7 @@ class SAE(nn.Module):
     architecture: ClassVar[str] = ""  # set by each subclass: its SAEConfig.architecture
     has_sparse_path: ClassVar[bool] = False  # forward(sparse=True) allowed (relu, topk)
     uses_auxk: ClassVar[bool] = False  # the loss includes aux_coeff * AuxK (topk, batchtopk)
+    encoder_init_scale: ClassVar[float] = 1.0  # W_enc starts as this x W_dec.T (relu: 0.1, see relu.py)
     _registry: ClassVar[dict[str, type[SAE]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -182,12 +187,12 @@ class SAE(nn.Module):
             )
         self.cfg = cfg
         if generator is None:
-            generator = torch.Generator().manual_seed(cfg.seed)
+            generator = stream_generator(cfg.seed, "sae.init")
         W_dec = torch.randn(cfg.d_sae, cfg.d_in, generator=generator)
         W_dec /= W_dec.norm(dim=-1, keepdim=True)
         self.W_dec = nn.Parameter(W_dec)
         # Tied init (Gao et al.): each latent starts reading the direction it writes.
-        self.W_enc = nn.Parameter(W_dec.T.clone())
+        self.W_enc = nn.Parameter(W_dec.T * self.encoder_init_scale)
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
         self.register_buffer("tokens_since_fired", torch.zeros(cfg.d_sae, dtype=torch.long))

@@ -22,7 +22,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp_helpers.core.validation import check_range
+from interp_helpers.core.validation import check_range, stream_generator
 from interp_helpers.dictionaries.sae.base import SAE, SAEConfig
 from interp_helpers.dictionaries.sae.metrics import explained_variance
 
@@ -60,11 +60,11 @@ def train_sae(
     """
     check_range("log_every", log_every, 1)
     batches = iter(batches)
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = stream_generator(cfg.seed, "sae.train")  # resampling draws; never the init's stream
     if sae is not None and sae.cfg != cfg:
         raise ValueError("train_sae: cfg differs from the config `sae` was built with (sae.cfg)")
     fresh = sae is None
-    sae = SAE(cfg, generator) if fresh else sae
+    sae = SAE(cfg) if fresh else sae
     history: list[dict[str, int | float]] = []
     try:
         first = next(batches)
