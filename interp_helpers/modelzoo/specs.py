@@ -47,6 +47,9 @@ class ZooSpec:
     weight_decay: float = 0.01
     eval_every: int = 50
     checks: tuple[str, ...] = ()  # acceptance checks from CHECKS
+    # Share of each batch's rows that are tokens drawn from the whole vocabulary with one
+    # segment repeated: induction that must copy *any* token, not only the corpus' words.
+    random_repeat_frac: float = 0.0
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -72,6 +75,7 @@ class ZooSpec:
         check_range("eval_every", self.eval_every, 1)
         for check in self.checks:
             check_choice("checks", check, CHECKS)
+        check_range("random_repeat_frac", self.random_repeat_frac, 0.0, 1.0, high_inclusive=False)
 
     @property
     def attn_only(self) -> bool:
@@ -162,6 +166,7 @@ ZOO: Mapping[str, ZooSpec] = {
             warmup=200,
             eval_every=250,
             seed=0,
+            random_repeat_frac=0.25,
             checks=("induction",),
             notes="Two-layer attention-only model for the induction-heads notebook.",
         ),
