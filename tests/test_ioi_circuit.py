@@ -26,7 +26,20 @@ GELU = dict(
     normalization_type="LN",
     seed=0,
 )
-VARIANTS = {"gelu": GELU, "attn-only": GELU | dict(attn_only=True, d_mlp=None, act_fn=None)}
+# SmolLM2's architecture, small: 4 query heads sharing 2 key-value heads, rotary, RMSNorm, gated SiLU MLP.
+LLAMA = GELU | dict(
+    n_heads=4,
+    n_key_value_heads=2,
+    act_fn="silu",
+    gated_mlp=True,
+    normalization_type="RMS",
+    final_rms=True,
+    positional_embedding_type="rotary",
+    rotary_dim=8,
+    rotary_adjacent_pairs=False,
+    original_architecture="LlamaForCausalLM",
+)
+VARIANTS = {"gelu": GELU, "attn-only": GELU | dict(attn_only=True, d_mlp=None, act_fn=None), "llama": LLAMA}
 BATCH, POS = 4, 7
 
 
@@ -34,6 +47,10 @@ class Setup:
     def __init__(self, variant: str):
         self.model = HookedTransformer(HookedTransformerConfig(**VARIANTS[variant])).eval()
         generator = torch.Generator().manual_seed(1)
+        with torch.no_grad():  # norm scales away from 1, so a kernel that skipped them would disagree
+            for name, param in self.model.named_parameters():
+                if name.endswith(".w") and name.split(".")[-2].startswith("ln"):
+                    param.uniform_(0.5, 1.5, generator=generator)
         self.clean, self.corrupted = (torch.randint(0, 60, (BATCH, POS), generator=generator) for _ in range(2))
         self.metric = patching.logit_diff_metric(torch.randint(0, 60, (BATCH, 2), generator=generator))
 
@@ -123,6 +140,25 @@ def test_frozen_path_to_logits_adds_the_head_output_change():
         s.model, s.clean, s.corrupted, [(layer, head)], [ioi_circuit.final_resid(s.model)], s.metric
     )
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_grouped_key_value_receivers_are_per_key_value_head():
+    """k/v inputs under GQA have one head per key-value head: query heads 2 and 3 share key-value head 1,
+    and the per-head receivers of every key-value head add up to the whole layer's."""
+    s = setup("llama")
+    assert [r.head for r in ioi_circuit.head_receivers(s.model, 2, head=3, kinds="qkv")] == [3, 1, 1]
+    assert ioi_circuit.kv_head(s.model, 1) == 0
+    args = (s.model, s.clean, s.corrupted, [(0, 1), (1, None)])
+    for kind in "kv":
+        whole = ioi_circuit.path_patch(*args, [Receiver(kind, 2)], s.metric)
+        per_head = ioi_circuit.path_patch(*args, [Receiver(kind, 2, head=h) for h in range(2)], s.metric)
+        torch.testing.assert_close(per_head, whole, atol=1e-5, rtol=1e-5)
+        one = ioi_circuit.path_patch(*args, [Receiver(kind, 2, head=1)], s.metric)
+        assert abs(one.item() - whole.item()) > 1e-5  # a head index selects something
+    with pytest.raises(ValueError, match="receivers"):
+        ioi_circuit.path_patch(*args, [Receiver("k", 2, head=2)], s.metric)  # only 2 key-value heads
+    with pytest.raises(ValueError, match="head"):
+        ioi_circuit.head_receivers(s.model, 2, head=4)
 
 
 def test_receiver_positions_and_unchanged_senders():

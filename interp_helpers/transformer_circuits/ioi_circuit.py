@@ -78,8 +78,10 @@ def ioi_metric(model: HookedTransformer, clean: ioi.IOIDataset, corrupted: ioi.I
 class Receiver:
     """Where a path ends: a head's q/k/v input, an MLP's input, or the final residual stream.
 
-    `head` None means every head of the layer (q/k/v only). `pos` None means every position;
-    otherwise one position per prompt (e.g. `ds.end`), where the change is let in.
+    `head` None means every head of the layer (q/k/v only); otherwise an index into the
+    hook's head axis: a query head for q, a key-value head for k and v (`kv_head`; the same
+    thing without grouped-query attention). `pos` None means every position; otherwise one
+    position per prompt (e.g. `ds.end`), where the change is let in.
     """
 
     kind: str  # one of RECEIVER_KINDS
@@ -116,9 +118,31 @@ def head_receivers(
     kinds: str = "qkv",
     pos: Int[Tensor, " batch"] | None = None,
 ) -> list[Receiver]:
-    """q, k and/or v inputs of one head (or every head of `layer`), e.g. kinds="q" for S-inhibition."""
+    """q, k and/or v inputs of one head (or every head of `layer`), e.g. kinds="q" for S-inhibition.
+
+    `head` is a query head, as senders and roles name heads. With grouped-query attention
+    its k and v inputs are those of its key-value head (`kv_head`), shared by every query
+    head of the group: patching them changes the whole group's keys or values.
+    """
     check_range("layer", layer, 0, model.cfg.n_layers - 1)
-    return [Receiver(kind, layer, head, pos) for kind in kinds]
+    if head is not None:
+        check_range("head", head, 0, model.cfg.n_heads - 1)
+    return [Receiver(kind, layer, head if head is None or kind == "q" else kv_head(model, head), pos) for kind in kinds]
+
+
+def kv_head(model: HookedTransformer, head: int) -> int:
+    """The key-value head that query head `head` reads (itself without grouped-query attention).
+
+    TransformerLens repeats each key-value head for n_heads // n_key_value_heads consecutive
+    query heads (`repeat_interleave`), so query head h reads key-value head h // group.
+    """
+    return head // (model.cfg.n_heads // n_kv_heads(model))
+
+
+def n_kv_heads(model: HookedTransformer) -> int:
+    """Heads of hook_k, hook_v, hook_k_input and hook_v_input: n_key_value_heads under (grouped) GQA, else n_heads."""
+    n_kv = model.cfg.n_key_value_heads
+    return model.cfg.n_heads if n_kv is None or model.cfg.ungroup_grouped_query_attention else n_kv
 
 
 def downstream_receivers(model: HookedTransformer, sender: Sender) -> list[Receiver]:
@@ -238,6 +262,9 @@ def _check_receivers(model: HookedTransformer, receivers: Sequence[Receiver], ba
             raise ValueError("parameter receivers: an MLP receiver needs a model with MLPs")
         if r.head is not None and r.kind in ("mlp", "resid"):
             raise ValueError(f"parameter receivers: kind {r.kind!r} takes no head")
+        if r.head is not None:  # k and v inputs have one head per key-value head (grouped-query attention)
+            n_heads = model.cfg.n_heads if r.kind == "q" else n_kv_heads(model)
+            check_range(f"receivers[].head ({r.kind})", r.head, 0, n_heads - 1)
         if r.pos is not None and r.pos.shape != (batch,):
             raise ValueError(f"parameter receivers: pos has shape {tuple(r.pos.shape)}; expected ({batch},)")
 
