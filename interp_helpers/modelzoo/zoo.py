@@ -46,7 +46,7 @@ from interp_helpers.modelzoo.specs import (  # noqa: F401 (the zoo's names, re-e
     ZooSpec,
     get_spec,
 )
-from interp_helpers.modelzoo.tokenizer import DEFAULT_TOKENIZER_DIR, load_tokenizer
+from interp_helpers.modelzoo.tokenizer import DEFAULT_TOKENIZER_DIR, load_tokenizer, ordinary_tokens
 from interp_helpers.transformer_circuits import induction
 
 # --------------------------------------------------------------------------------------
@@ -91,17 +91,6 @@ def token_pool(tok: PreTrainedTokenizerFast) -> Int[Tensor, " pool"]:
     return torch.tensor(sorted({i[0] for i in ids if len(i) == 1}))
 
 
-def vocab_pool(tok: PreTrainedTokenizerFast) -> Int[Tensor, " pool"]:
-    """Every token id except the special ones (BOS/EOS/padding): what general induction must copy.
-
-    An induction head is defined by copying *any* token that followed an earlier occurrence
-    of the current one (Olsson et al. 2022), so the zoo's induction checks draw from here,
-    including BPE fragments and tokens the corpus rarely produces.
-    """
-    special = set(tok.all_special_ids)
-    return torch.tensor([i for i in range(len(tok)) if i not in special])
-
-
 def stream_seed(seed: int, purpose: str) -> int:
     """A generator seed for one purpose, derived from `seed` so that streams never alias."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little")
@@ -117,7 +106,7 @@ def training_batches(spec: ZooSpec, tok: PreTrainedTokenizerFast, batch: int) ->
     """
     n_random = round(spec.random_repeat_frac * batch)
     corpus = packed_batches(spec.corpus(), tok, batch - n_random, spec.n_ctx) if n_random < batch else None
-    pool = vocab_pool(tok)
+    pool = ordinary_tokens(tok)
     generator = torch.Generator().manual_seed(stream_seed(spec.data_seed, "random_repeats"))
     while True:
         parts = [next(corpus)] if corpus is not None else []
@@ -232,7 +221,7 @@ def _check(metric: str, value: float, op: str, threshold: float) -> dict[str, An
 def induction_acceptance(model: HookedTransformer, pool: Int[Tensor, " pool"], batch: int = 64) -> dict[str, Any]:
     """The zoo-attn-only-2l checks, on repeated random-token rows never seen in training.
 
-    `pool` is the whole vocabulary (`vocab_pool`). "First repeat near uniform": no model
+    `pool` is the whole vocabulary (`tokenizer.ordinary_tokens`). "First repeat near uniform": no model
     can beat ln(pool size) on fresh random tokens in expectation; a model that has learned
     which tokens are common gets somewhat below it, so the bound is ln(d_vocab) - 1.
     The ablation zeroes the best layer-0 previous-token head's output.
@@ -273,7 +262,7 @@ def acceptance(spec: ZooSpec, model: HookedTransformer, batch: int = 64) -> dict
     """
     out: dict[str, Any] = {"checks": []}
     if "induction" in spec.checks:
-        result = induction_acceptance(model, vocab_pool(model.tokenizer), batch)
+        result = induction_acceptance(model, ordinary_tokens(model.tokenizer), batch)
         out["checks"] += result.pop("checks")
         out["induction"] = result
     if "ioi" in spec.checks:
@@ -365,7 +354,7 @@ def _train(
     check_range("batch", batch, 1)
     tok = load_tokenizer(tokenizer_dir)
     model = new_model(spec, tok)
-    pool = vocab_pool(tok) if "induction" in spec.checks else token_pool(tok)  # what the log traces
+    pool = ordinary_tokens(tok) if "induction" in spec.checks else token_pool(tok)  # what the log traces
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.99), weight_decay=spec.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, min(spec.warmup, steps), steps))
     data = training_batches(spec, tok, batch)
