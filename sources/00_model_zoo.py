@@ -151,9 +151,10 @@ figures.genre_loss_figure(
 # words whose only structure is that spans recur, which takes an induction circuit (two layers of attention) to
 # exploit. The two `zoo-gelu-1l` models share data and config and differ only in their initialisation seed; their
 # losses agree to a few hundredths, a useful baseline for "is this difference between models real?".
-# `zoo-attn-only-2l` trains on a repeat-heavy mix precisely so that it learns induction heads; its repeat documents
-# are its own, denser kind (one span copied back to back) and its card scores those, so its repeat bar is not
-# comparable with the 1-layer models'.
+# `zoo-attn-only-2l` trains on a repeat-heavy mix precisely so that it learns induction heads, plus (a quarter of
+# each batch) rows of random tokens from the whole vocabulary with one segment repeated, so that its heads copy any
+# token, not only the corpus' words; its repeat documents are its own, denser kind (one span copied back to back) and
+# its card scores those, so its repeat bar is not comparable with the 1-layer models'.
 #
 # **Exercise (optional).** Recompute the loss per genre yourself with `zoo.loss_per_genre(model, spec, rows=eval_rows)`
 # for a larger `eval_rows`; how much do the card's numbers move? (The check below does this at `eval_rows`.)

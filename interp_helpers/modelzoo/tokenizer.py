@@ -22,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import tokenizers
+import torch
 from jaxtyping import Int
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from torch import Tensor
 from transformers import PreTrainedTokenizerFast
 
 from interp_helpers.core.validation import check_range
@@ -199,3 +201,16 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def ordinary_tokens(tokenizer: PreTrainedTokenizerFast) -> Int[Tensor, " pool"]:
+    """Every token id except the special ones (BOS/EOS/padding, chat and code markers).
+
+    The pool for repeated random tokens "from the whole vocabulary": an induction head is
+    defined by copying *any* token that followed an earlier occurrence of the current one
+    (Olsson et al. 2022), BPE fragments and rare tokens included. Special tokens would test
+    how a model treats document and turn boundaries instead. Some tokenizers (SmolLM2's)
+    list only a few of their added special tokens in `all_special_ids`, hence both sets.
+    """
+    special = set(tokenizer.added_tokens_decoder) | set(tokenizer.all_special_ids)
+    return torch.tensor([i for i in range(len(tokenizer)) if i not in special])

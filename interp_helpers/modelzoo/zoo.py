@@ -15,6 +15,7 @@ measured on the same acceptance checks the test suite recomputes.
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import shutil
 import time
@@ -45,7 +46,7 @@ from interp_helpers.modelzoo.specs import (  # noqa: F401 (the zoo's names, re-e
     ZooSpec,
     get_spec,
 )
-from interp_helpers.modelzoo.tokenizer import DEFAULT_TOKENIZER_DIR, load_tokenizer
+from interp_helpers.modelzoo.tokenizer import DEFAULT_TOKENIZER_DIR, load_tokenizer, ordinary_tokens
 from interp_helpers.transformer_circuits import induction
 
 # --------------------------------------------------------------------------------------
@@ -88,6 +89,33 @@ def token_pool(tok: PreTrainedTokenizerFast) -> Int[Tensor, " pool"]:
     """
     ids = (tok.encode(" " + word, add_special_tokens=False) for word in REPEAT_WORDS)
     return torch.tensor(sorted({i[0] for i in ids if len(i) == 1}))
+
+
+def stream_seed(seed: int, purpose: str) -> int:
+    """A generator seed for one purpose, derived from `seed` so that streams never alias."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little")
+
+
+def training_batches(spec: ZooSpec, tok: PreTrainedTokenizerFast, batch: int) -> Iterator[Int[Tensor, "batch pos"]]:
+    """Corpus rows, plus (for specs with `random_repeat_frac`) whole-vocabulary repeated-token rows.
+
+    The corpus' own repeats are made of its 630 content words, and a model trained on them
+    learns to copy those words only: on rows drawn from the whole vocabulary its second
+    repeat is no better than its first. Rows of random tokens with a repeated segment at a
+    random offset make copying *any* token pay off.
+    """
+    n_random = round(spec.random_repeat_frac * batch)
+    corpus = packed_batches(spec.corpus(), tok, batch - n_random, spec.n_ctx) if n_random < batch else None
+    pool = ordinary_tokens(tok)
+    generator = torch.Generator().manual_seed(stream_seed(spec.data_seed, "random_repeats"))
+    while True:
+        parts = [next(corpus)] if corpus is not None else []
+        if n_random:
+            seg = (2, (spec.n_ctx - 1) // 2)
+            parts.append(
+                induction.repeated_random_tokens(pool, n_random, spec.n_ctx, seg, tok.bos_token_id, generator).tokens
+            )
+        yield torch.cat(parts)
 
 
 # --------------------------------------------------------------------------------------
@@ -193,9 +221,10 @@ def _check(metric: str, value: float, op: str, threshold: float) -> dict[str, An
 def induction_acceptance(model: HookedTransformer, pool: Int[Tensor, " pool"], batch: int = 64) -> dict[str, Any]:
     """The zoo-attn-only-2l checks, on repeated random-token rows never seen in training.
 
-    "First repeat near uniform": no model can beat ln(pool size) on fresh random tokens
-    in expectation, so first-repeat loss below ln(pool) - 0.25 would mean the metric
-    leaks. The ablation zeroes the best layer-0 previous-token head's output.
+    `pool` is the whole vocabulary (`tokenizer.ordinary_tokens`). "First repeat near uniform": no model
+    can beat ln(pool size) on fresh random tokens in expectation; a model that has learned
+    which tokens are common gets somewhat below it, so the bound is ln(d_vocab) - 1.
+    The ablation zeroes the best layer-0 previous-token head's output.
     """
     m = repeated_sequence_metrics(model, pool, batch)
     rep = m.pop("_rep")
@@ -208,7 +237,7 @@ def induction_acceptance(model: HookedTransformer, pool: Int[Tensor, " pool"], b
     m["ablation_increase"] = layer0[int(m["prev_token_head"].split(".")[1])]
     m["checks"] = [
         _check("loss_second_repeat", m["loss_second_repeat"], "<=", 1.0),
-        _check("loss_first_repeat", m["loss_first_repeat"], ">=", m["ln_pool"] - 0.25),
+        _check("loss_first_repeat", m["loss_first_repeat"], ">=", m["ln_vocab"] - 1.0),
         _check("induction_score", m["induction_score"], ">=", 0.6),
         _check("prev_token_score", m["prev_token_score"], ">=", 0.6),
         _check("ablation_increase", m["ablation_increase"], ">=", 1.0),
@@ -233,7 +262,7 @@ def acceptance(spec: ZooSpec, model: HookedTransformer, batch: int = 64) -> dict
     """
     out: dict[str, Any] = {"checks": []}
     if "induction" in spec.checks:
-        result = induction_acceptance(model, token_pool(model.tokenizer), batch)
+        result = induction_acceptance(model, ordinary_tokens(model.tokenizer), batch)
         out["checks"] += result.pop("checks")
         out["induction"] = result
     if "ioi" in spec.checks:
@@ -325,10 +354,10 @@ def _train(
     check_range("batch", batch, 1)
     tok = load_tokenizer(tokenizer_dir)
     model = new_model(spec, tok)
-    pool = token_pool(tok)
+    pool = ordinary_tokens(tok) if "induction" in spec.checks else token_pool(tok)  # what the log traces
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.99), weight_decay=spec.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, min(spec.warmup, steps), steps))
-    data = packed_batches(spec.corpus(), tok, batch, spec.n_ctx)
+    data = training_batches(spec, tok, batch)
     rows: list[dict[str, float | int]] = []
     rep2 = float("nan")  # latest second-repeat loss, for the progress bar
     start = time.perf_counter()
