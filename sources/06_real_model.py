@@ -10,8 +10,9 @@
 # Q8_0 embedding; `load_model("smollm2-135m-instruct-q4")`): 30 layers, 9 query heads sharing 3 key-value heads
 # (grouped-query attention), rotary positions, RMSNorm, gated SiLU MLPs. Every number below is of the 4-bit build.
 # **Papers.** Olsson et al. (2022), *In-context Learning and Induction Heads*; Wang et al. (2022), *Interpretability
-# in the Wild* (IOI in GPT-2 small). **Prerequisites.** 02 and 03. **Runtime on a 2-core CPU:** default about
-# 6 minutes, fast mode (`fast=True`) about 90 s; the first load ever converts the model (about a minute, once).
+# in the Wild* (IOI in GPT-2 small). **Prerequisites.** 02 and 03. **Runtime on a 2-core CPU:** fast mode
+# (`fast=True`) took 5 minutes on a busy machine (less alone); default mode has not been timed yet (expect more than
+# 10 minutes). The first load ever converts the model (about a minute, once).
 
 # %% tags=["parameters"]
 seed: int = 0  # 0 <= seed < 2**32; picks the random tokens, the IOI prompts and the three-name prompts
