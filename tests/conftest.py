@@ -43,6 +43,24 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+# Notebook runs take 20 s to 5 min each, unit tests seconds: started first, slowest first, the
+# notebooks keep both pytest-xdist workers busy and the short tests fill the end.
+SLOWEST_NOTEBOOKS_FIRST = ("06", "05", "04", "03", "01", "02", "00")
+
+
+def _schedule_key(item) -> tuple[int, int]:
+    if item.get_closest_marker("notebook") is None:
+        return (1, 0)
+    for rank, number in enumerate(SLOWEST_NOTEBOOKS_FIRST):
+        if f"[{number}_" in item.nodeid:
+            return (0, rank)
+    return (0, len(SLOWEST_NOTEBOOKS_FIRST))  # notebook tests with their own parameters
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=_schedule_key)  # stable: otherwise the collected order
+
+
 def run_cli(*args: str, timeout: float = 300, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """Run `workbook ARGS...` with this interpreter; capture output."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -128,6 +128,9 @@ def test_ctrl_c_in_a_sweep_keeps_finished_points_and_resume_finishes(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # pytest-xdist workers ignore SIGINT, and an ignored signal stays ignored in children:
+        # give the command a terminal's default, as a user's shell would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.monotonic() + 240
