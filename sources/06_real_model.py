@@ -11,8 +11,9 @@
 # (grouped-query attention), rotary positions, RMSNorm, gated SiLU MLPs. Every number below is of the 4-bit build.
 # **Papers.** Olsson et al. (2022), *In-context Learning and Induction Heads*; Wang et al. (2022), *Interpretability
 # in the Wild* (IOI in GPT-2 small). **Prerequisites.** 02 and 03. **Runtime on a 2-core CPU:** fast mode
-# (`fast=True`) took 5 minutes on a busy machine (less alone); default mode has not been timed yet (expect more than
-# 10 minutes). The first load ever converts the model (about a minute, once).
+# (`fast=True`) 32-38 s with one torch thread (as `make test` runs it); with two threads on a machine busy with other
+# jobs it took 5 minutes. Default mode has not been timed yet. The first load ever converts the model (about a
+# minute, once).
 
 # %% tags=["parameters"]
 seed: int = 0  # 0 <= seed < 2**32; picks the random tokens, the IOI prompts and the three-name prompts
