@@ -28,7 +28,7 @@ run: setup
 	$(BIN)/workbook run-all
 
 test: setup lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 2 $(PYTEST_ARGS)
 
 # ruff: the whole tree formatted and lint-clean (config in pyproject.toml).
 lint: setup

@@ -43,8 +43,9 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
-# Notebook runs take 20 s to 5 min each, unit tests seconds: started first, slowest first, the
-# notebooks keep both pytest-xdist workers busy and the short tests fill the end.
+# Notebook runs take 20 s to 2 min each, unit tests seconds: started first, slowest first (and handed
+# out two at a time, `--maxschedchunk 2` in the Makefile), the notebooks keep both pytest-xdist
+# workers busy and the short tests fill the end.
 SLOWEST_NOTEBOOKS_FIRST = ("06", "05", "04", "03", "01", "02", "00")
 
 
