@@ -9,6 +9,7 @@ Subpackages, each with a docstring saying what it holds and what it may import:
     superposition/         toy models of superposition
     transformer_circuits/  induction, composition, patching, IOI
     dictionaries/          SAEs, activations, recovery, splitting, dashboards
+    probes/                linear and mass-mean probes, control tasks, CCS, steering
     figures/               generic plotly helpers (each topic's figures sit beside it)
 
 The names every notebook uses are re-exported here, and the modules keep their old

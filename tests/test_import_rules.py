@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "interp_helpers"
-SCIENCE = {"modelzoo", "superposition", "transformer_circuits", "dictionaries", "figures", "checkers"}
+SCIENCE = {"modelzoo", "superposition", "transformer_circuits", "dictionaries", "probes", "figures", "checkers"}
 ALLOWED = {
     "core": set(),
     "workbook": {"core", "workbook"},
@@ -20,6 +20,7 @@ ALLOWED = {
     "superposition": {"core", "superposition", "figures"},
     "transformer_circuits": {"core", "transformer_circuits", "modelzoo", "figures"},
     "dictionaries": {"core", "dictionaries", "modelzoo", "transformer_circuits", "figures"},
+    "probes": {"core", "probes", "modelzoo", "dictionaries", "figures"},
     "figures": {"core", "figures"},
 }
 
