@@ -114,6 +114,6 @@ def fit_ccs(
         with torch.no_grad():
             final = float(loss_fn(torch.sigmoid(z_pos @ weight + bias), torch.sigmoid(z_neg @ weight + bias)))
         if best is None or final < best[0]:
-            best = (final, weight.detach().clone(), float(bias))
+            best = (final, weight.detach().clone(), bias.detach().item())
     assert best is not None
     return CCSProbe(mean_pos, scale_pos, mean_neg, scale_neg, projection, best[1], best[2], best[0])

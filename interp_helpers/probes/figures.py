@@ -10,7 +10,7 @@ from interp_helpers.figures.plots import layout
 
 
 def by_layer(
-    curves: Mapping[str, Sequence[float]],
+    curves: Mapping[str, Sequence[int | float]],
     layer_names: Sequence[str],
     *,
     title: str,
@@ -39,7 +39,7 @@ def by_layer(
     return layout(fig, title, width, height)
 
 
-def random_label_curve(points: Sequence[Mapping[str, float]], d_model: int, *, title: str) -> go.Figure:
+def random_label_curve(points: Sequence[Mapping[str, int | float]], d_model: int, *, title: str) -> go.Figure:
     """Train and test accuracy of probes on coin-flip labels against n / d_model, Cover's 2 d marked."""
     x = [p["n_over_d"] for p in points]
     fig = go.Figure()
@@ -52,7 +52,7 @@ def random_label_curve(points: Sequence[Mapping[str, float]], d_model: int, *, t
     return layout(fig, title, 700, 400)
 
 
-def steering_effect(alphas: Sequence[float], effects: Mapping[str, Sequence[float]], *, title: str) -> go.Figure:
+def steering_effect(alphas: Sequence[int | float], effects: Mapping[str, Sequence[float]], *, title: str) -> go.Figure:
     """Mean change of the model's logit(True) - logit(False) against the steering coefficient, per direction."""
     fig = go.Figure()
     for name, values in effects.items():

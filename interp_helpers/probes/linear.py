@@ -204,7 +204,7 @@ def random_label_curve(
     n_test: int,
     generator: torch.Generator,
     weight_decay: float = 1e-4,
-) -> list[dict[str, float]]:
+) -> list[dict[str, int | float]]:
     """Fit probes to coin-flip labels on n rows of real activations; score on `n_test` other rows.
 
     Below about 2 d_model rows a hyperplane separates any labelling (Cover's bound), so

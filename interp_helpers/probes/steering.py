@@ -23,7 +23,7 @@ from interp_helpers.probes.statements import JUDGEMENT
 
 def add_direction(
     act: Float[Tensor, "batch pos d_model"],
-    hook: HookPoint,
+    hook: HookPoint | None,
     direction: Float[Tensor, " d_model"],
     alpha: float,
     start: int,
