@@ -348,3 +348,84 @@ def test_config_validation_names_the_field(kwargs, field):
 def test_config_round_trips_through_dict():
     cfg = CorpusConfig(seed=5, split="eval", genre_weights={"story": 2.0, "topic": 1.0})
     assert CorpusConfig.from_dict(cfg.to_dict()) == cfg
+
+
+# --------------------------------------------------------------------------------------
+# Three-name sentences (zoo-gelu-4l-dup)
+# --------------------------------------------------------------------------------------
+
+
+def _corpus_digest(**overrides) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for split in ("train", "eval"):
+        for doc in iter_documents(CorpusConfig(split=split, **overrides), 0, 300):
+            h.update(doc.text.encode())
+            h.update(repr(sorted((s.start, s.end, sorted(s.labels.items())) for s in doc.spans)).encode())
+    return h.hexdigest()[:16]
+
+
+def test_three_name_sentences_leave_older_corpora_unchanged():
+    """three_name_fraction=0 (every model trained before it existed) draws the same documents as before
+    (digests of the first 300 documents of each split, computed with the corpus code before the field existed)."""
+    assert _corpus_digest() == "8b6cc98876212b49"
+    assert _corpus_digest(genre_weights={"story": 1.0}) == "59521080f825d5f0"
+
+
+def _three_name_sentences(split: str, n_docs: int = 60) -> list[dict]:
+    from interp_helpers.modelzoo.corpus import IOI_TEMPLATES as IOI
+
+    cfg = CorpusConfig(split=split, genre_weights={"story": 1.0}, three_name_fraction=1.0, ioi_fraction=0.0)
+    out = []
+    for doc in iter_documents(cfg, 0, n_docs):
+        sentences = [s for s in doc.spans if s.labels.get("ioi_template", -1) >= len(IOI)]
+        for sent in sentences:
+            inside = sorted(
+                (s for s in doc.spans if sent.start <= s.start and s.end <= sent.end), key=lambda s: s.start
+            )
+            roles = [(doc.text[s.start : s.end], s.labels["ioi_role"]) for s in inside if "ioi_role" in s.labels]
+            out.append({"template": sent.labels["ioi_template"] - len(IOI), "roles": roles})
+    return out
+
+
+def test_three_name_sentences_repeat_two_names_and_answer_the_third():
+    from interp_helpers.modelzoo.corpus import THREE_NAME_TEMPLATES, three_name_heldout
+
+    sentences = _three_name_sentences("train")
+    assert len(sentences) > 100
+    slots, orders = Counter(), Counter()
+    for sent in sentences:
+        names = [(n, r) for n, r in sent["roles"] if r in ("IO", "S", "S2", "ANS")]
+        introduced = [n for n, r in names[:3]]
+        assert [r for _, r in names[:3]].count("IO") == 1 and [r for _, r in names][3:] == ["S2", "S2", "ANS"]
+        answer = names[-1][0]
+        repeated = [n for n, r in names if r == "S2"]
+        assert (
+            len(set(introduced)) == 3
+            and answer in introduced
+            and sorted(repeated) == sorted(set(introduced) - {answer})
+        )
+        assert dict(names[:3])[answer] == "IO"
+        assert answer not in three_name_heldout(sent["template"]), "a held-out answer in training text"
+        slots[introduced.index(answer)] += 1
+        orders[repeated == [n for n in introduced if n != answer]] += 1
+        assert sent["roles"][-2][1] == "END"
+    assert set(slots) == {0, 1, 2} and min(slots.values()) > len(sentences) / 6  # every slot, roughly evenly
+    assert set(orders) == {True, False}  # the repeated pair in both orders
+    assert {s["template"] for s in sentences} == set(range(len(THREE_NAME_TEMPLATES)))
+
+
+def test_three_name_eval_split_answers_with_held_out_names_only():
+    from interp_helpers.modelzoo.corpus import three_name_heldout
+
+    for sent in _three_name_sentences("eval", 30):
+        assert sent["roles"][-1][0] in three_name_heldout(sent["template"])
+
+
+def test_three_name_templates_leave_the_evaluation_wording_out():
+    from interp_helpers.modelzoo.corpus import THREE_NAME_TEMPLATES
+    from interp_helpers.transformer_circuits.ioi import THREE_NAME_TEMPLATE
+
+    held_out = THREE_NAME_TEMPLATE.split(".")[0].replace("{0}, {1} and {2}", "").strip()  # "went to the {place}"
+    assert not any(held_out.replace("{place}", "{PLACE}") in t for t in THREE_NAME_TEMPLATES)

@@ -27,10 +27,16 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_zoo_specs_are_valid_and_round_trip():
-    assert set(zoo.ZOO) == {"zoo-attn-only-2l", "zoo-gelu-1l-a", "zoo-gelu-1l-b", "zoo-gelu-4l"}
+    assert set(zoo.ZOO) == {"zoo-attn-only-2l", "zoo-gelu-1l-a", "zoo-gelu-1l-b", "zoo-gelu-4l", "zoo-gelu-4l-dup"}
     for name, spec in zoo.ZOO.items():
         assert spec.name == name
         assert zoo.ZooSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+
+
+def test_duplicate_ioi_model_differs_from_the_recency_model_only_in_its_data():
+    base, dup = zoo.ZOO["zoo-gelu-4l"], zoo.ZOO["zoo-gelu-4l-dup"]
+    assert dataclasses.replace(dup, name=base.name, corpus_overrides={}, checks=base.checks, notes=base.notes) == base
+    assert dup.corpus().three_name_fraction > 0 and base.corpus().three_name_fraction == 0
 
 
 def test_one_layer_pair_differs_only_in_seed():
@@ -199,3 +205,13 @@ def test_shipped_card_matches_weights(name):
         assert measured[genre] == pytest.approx(loss, abs=1e-3), genre
     rows = zoo.read_metrics(ZOO_DIR / name / "metrics.csv")
     assert len(rows) == spec.steps + 1 and sum("loss_second_repeat" in r for r in rows) >= 2
+
+
+def test_three_name_metric_exposes_the_recency_model():
+    """zoo-gelu-4l solves IOI by recency; on three-name prompts (the answer in any introduced slot, unseen wording)
+    it fails whichever slot recency does not point at, so the three-name acceptance check separates the two."""
+    _shipped_or_skip("zoo-gelu-4l")
+    m = zoo.three_name_metrics(load_model("zoo-gelu-4l"), n_per_slot=30)
+    by_slot = m["three_name_accuracy_by_slot"]
+    assert len(by_slot) == 3 and all(0 <= a <= 1 for a in by_slot)
+    assert min(by_slot) < 0.5, by_slot  # measured 0.04, 0.30, 0.34 (50 per slot)

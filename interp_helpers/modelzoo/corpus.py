@@ -209,6 +209,26 @@ IOI_TEMPLATES = (
 IOI_ORDERS = ("ABBA", "BABA")
 IOI_ROLES = ("IO", "S", "S2", "END", "ANS")  # ANS: the IO name as the completion
 
+# Three names introduced, two of them repeated: the answer is the one said once, in any of the
+# three introduced slots. Recency cannot solve these (the repeated names are the most recent,
+# and the answer may have been introduced first, second or last); only noticing which names
+# repeat does. {N1} {N2} {N3} are introduced in order, {R1} {R2} are the two repeated names (in
+# either order). `transformer_circuits.ioi.THREE_NAME_TEMPLATE` ("A, B and C went to the
+# park. B and C gave a ball to") is deliberately not among them: it stays unseen wording for
+# evaluation.
+THREE_NAME_TEMPLATES = (
+    "{N1}, {N2} and {N3} were at the {PLACE}. Later, {R1} and {R2} passed {A_OBJECT} to",
+    "When {N1}, {N2} and {N3} arrived at the {PLACE}, {R1} and {R2} handed {A_OBJECT} to",
+    "After {N1}, {N2} and {N3} walked to the {PLACE}, {R1} and {R2} showed {A_OBJECT} to",
+    "Yesterday {N1}, {N2} and {N3} visited the {PLACE}, where {R1} and {R2} lent {A_OBJECT} to",
+    "{N1}, {N2} and {N3} spent the day at the {PLACE}. In the evening, {R1} and {R2} threw {A_OBJECT} to",
+    "Then, {N1}, {N2} and {N3} had a long argument, and afterwards {R1} and {R2} said to",
+    "While {N1}, {N2} and {N3} were working at the {PLACE}, {R1} and {R2} gave {A_OBJECT} to",
+    "Friends {N1}, {N2} and {N3} found {A_OBJECT} at the {PLACE}. {R1} and {R2} gave it to",
+    "Once {N1}, {N2} and {N3} reached the {PLACE}, {R1} and {R2} sold {A_OBJECT} to",
+    "{N1}, {N2} and {N3} left the {PLACE} together, and {R1} and {R2} sent {A_OBJECT} to",
+)
+
 # Story sentences that are not IOI. Several end on the repeated name or on a third
 # name, so "copy the name that appeared once" is a heuristic that often fails.
 STORY_TEMPLATES = (
@@ -576,7 +596,7 @@ LABEL_FIELDS: Mapping[str, tuple[str, ...] | None] = MappingProxyType(
         "topic": NODE_PATHS,  # leaf the paragraph is about, on every character of it
         "ioi_role": IOI_ROLES,
         "ioi_order": IOI_ORDERS,
-        "ioi_template": None,  # index into IOI_TEMPLATES, on the whole IOI sentence
+        "ioi_template": None,  # index into IOI_TEMPLATES (+ len(IOI_TEMPLATES) for THREE_NAME_TEMPLATES)
         "name": NAMES,  # which character a name token refers to (any story sentence)
         "sense": SENSES,
         "b64_class": B64_CLASSES,
@@ -673,6 +693,9 @@ class CorpusConfig:
     story_sentences: tuple[int, int] = (4, 10)
     cast_size: tuple[int, int] = (3, 5)
     ioi_fraction: float = 0.4  # share of story sentences that are IOI
+    # share of the other story sentences that are three-name sentences (THREE_NAME_TEMPLATES); 0 keeps
+    # the corpus of every model trained before they existed unchanged, draw for draw
+    three_name_fraction: float = 0.0
     heldout_fraction: float = 0.25  # share of names held out per IOI template
     heldout_seed: int = 0  # kept apart from `seed` so every training seed shares one split
     # topics
@@ -702,6 +725,7 @@ class CorpusConfig:
         _check_interval("story_sentences", self.story_sentences, 1, 100)
         _check_interval("cast_size", self.cast_size, 3, len(NAMES))
         check_range("ioi_fraction", self.ioi_fraction, 0.0, 1.0)
+        check_range("three_name_fraction", self.three_name_fraction, 0.0, 1.0)
         check_range("heldout_fraction", self.heldout_fraction, 0.0, 0.5)
         if self.split == "eval":
             check_range("heldout_fraction (split='eval')", self.heldout_fraction, 2 / len(NAMES), 0.5)
@@ -882,6 +906,44 @@ def _write_ioi(b: _Builder, p: IOIPrompt) -> None:
     b.label(sent_start, b.n, ioi_template=p.template, ioi_order=p.order)
 
 
+def three_name_heldout(template: int, heldout_fraction: float = 0.25, heldout_seed: int = 0) -> frozenset[str]:
+    """Names that never are the answer of three-name template `template` in training documents."""
+    check_range("template", template, 0, len(THREE_NAME_TEMPLATES) - 1)
+    check_range("heldout_fraction", heldout_fraction, 0.0, 0.5)
+    k = round(heldout_fraction * len(NAMES))
+    return frozenset(random.Random(f"heldout3:{heldout_seed}:{template}").sample(NAMES, k))
+
+
+def _write_three_names(b: _Builder, rng: random.Random, cfg: CorpusConfig, cast: list[str]) -> None:
+    """A three-name sentence and its answer: roles IO (the name said once), S, S2, END, ANS."""
+    template = rng.randrange(len(THREE_NAME_TEMPLATES))
+    held = three_name_heldout(template, cfg.heldout_fraction, cfg.heldout_seed)
+    allowed = sorted(held) if cfg.split == "eval" else [n for n in NAMES if n not in held]
+    in_cast = [n for n in cast if n in allowed]
+    answer = rng.choice(in_cast or allowed)
+    others = rng.sample([n for n in (cast if len(cast) >= 3 else NAMES) if n != answer], 2)
+    introduced = others[:]
+    introduced.insert(rng.randrange(3), answer)  # the answer's slot: first, second or third
+    repeated = rng.sample(others, 2)  # the repeated pair in either order
+    obj = rng.choice(OBJECTS)
+    values = {"PLACE": rng.choice(PLACES), "OBJECT": obj, "A_OBJECT": _with_article(obj)}
+    names = {"N1": introduced[0], "N2": introduced[1], "N3": introduced[2], "R1": repeated[0], "R2": repeated[1]}
+    sent_start = b.n
+    for text, is_slot in _pieces(THREE_NAME_TEMPLATES[template]):
+        if is_slot and text in names:
+            name = names[text]
+            role = "S2" if text.startswith("R") else "IO" if name == answer else "S"
+            b.add(name, name=name, ioi_role=role)
+        else:
+            b.add(values[text] if is_slot else text)
+    end_word = _WORD.findall(b.parts[-1])[-1]
+    b.label(b.n - len(end_word), b.n, ioi_role="END")
+    b.add(" ")
+    b.add(answer, name=answer, ioi_role="ANS")
+    b.add(".")
+    b.label(sent_start, b.n, ioi_template=len(IOI_TEMPLATES) + template)
+
+
 def _write_story_sentence(b: _Builder, rng: random.Random, cast: list[str]) -> None:
     a, bb, c = rng.sample(cast, 3)
     values = {"A": a, "B": bb, "C": c, "PLACE": rng.choice(PLACES)}
@@ -901,6 +963,8 @@ def _story(b: _Builder, rng: random.Random, cfg: CorpusConfig) -> None:
             b.add(" ")
         if rng.random() < cfg.ioi_fraction:
             _write_ioi(b, _pick_ioi(rng, cfg, cast))
+        elif cfg.three_name_fraction and rng.random() < cfg.three_name_fraction:  # no draw when 0
+            _write_three_names(b, rng, cfg, cast)
         else:
             _write_story_sentence(b, rng, cast)
 

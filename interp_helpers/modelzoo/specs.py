@@ -20,7 +20,7 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 ZOO_DIR = DATA_DIR / "models"
 ZOO_PREFIX = "zoo-"
 EVAL_SEED = 10_000  # eval data never shares a seed with any spec's training data
-CHECKS = ("induction", "ioi")
+CHECKS = ("induction", "ioi", "three_name")
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,30 @@ GELU_1L_A = ZooSpec(
     notes="One-layer MLP model (512 neurons) for neuron and dictionary-learning notebooks.",
 )
 
+# zoo-gelu-4l solves the IOI templates by recency: every template puts the subject's second
+# mention last, so "not the most recent name" always answers, and no duplicate-token ->
+# S-inhibition -> name-mover circuit forms (notebook 03). Here a share of the story sentences
+# introduce three names and repeat two of them, the answer (the name said once) in any of the
+# three slots, so only noticing which names repeat works; the standard two-name IOI sentences
+# stay. Same architecture, seed and steps as zoo-gelu-4l.
+IOI_DUPLICATES = {"three_name_fraction": 0.5}
+GELU_4L = ZooSpec(
+    "zoo-gelu-4l",
+    n_layers=4,
+    d_model=128,
+    n_heads=4,
+    d_mlp=512,
+    n_ctx=128,
+    genre_weights=IOI_RICH,
+    steps=4500,
+    batch=16,
+    lr=2e-3,
+    eval_every=100,
+    seed=3,
+    checks=("ioi",),
+    notes="Four-layer MLP model for the IOI notebook.",
+)
+
 ZOO: Mapping[str, ZooSpec] = {
     s.name: s
     for s in (
@@ -196,21 +220,13 @@ ZOO: Mapping[str, ZooSpec] = {
             seed=2,
             notes="Same data and config as zoo-gelu-1l-a, different initialisation seed.",
         ),
-        ZooSpec(
-            "zoo-gelu-4l",
-            n_layers=4,
-            d_model=128,
-            n_heads=4,
-            d_mlp=512,
-            n_ctx=128,
-            genre_weights=IOI_RICH,
-            steps=4500,
-            batch=16,
-            lr=2e-3,
-            eval_every=100,
-            seed=3,
-            checks=("ioi",),
-            notes="Four-layer MLP model for the IOI notebook.",
+        GELU_4L,
+        dataclasses.replace(
+            GELU_4L,
+            name="zoo-gelu-4l-dup",
+            corpus_overrides=IOI_DUPLICATES,
+            checks=("ioi", "three_name"),
+            notes="zoo-gelu-4l's recipe with three-name sentences, where only repetition identifies the answer.",
         ),
     )
 }

@@ -47,7 +47,7 @@ from interp_helpers.modelzoo.specs import (  # noqa: F401 (the zoo's names, re-e
     get_spec,
 )
 from interp_helpers.modelzoo.tokenizer import DEFAULT_TOKENIZER_DIR, load_tokenizer, ordinary_tokens
-from interp_helpers.transformer_circuits import induction
+from interp_helpers.transformer_circuits import induction, ioi
 
 # --------------------------------------------------------------------------------------
 # Data
@@ -260,6 +260,31 @@ def ioi_acceptance(model: HookedTransformer) -> dict[str, Any]:
     return m
 
 
+@torch.no_grad()
+def three_name_metrics(model: HookedTransformer, n_per_slot: int = 100, seed: int = EVAL_SEED) -> dict[str, Any]:
+    """Accuracy on "A, B and C went to the park. B and C gave a ball to" prompts, by the answer's slot.
+
+    The template (`ioi.THREE_NAME_TEMPLATE`) is not among the corpus' training templates, so this
+    measures the behaviour on unseen wording; names are any corpus names.
+    """
+    ds = ioi.three_name_dataset(model.tokenizer, n_per_slot, seed)
+    correct = (ioi.three_name_choice(model(ds.tokens), ds) == ds.answer_slot).float()
+    by_slot = [float(correct[ds.answer_slot == slot].mean()) for slot in range(3)]
+    return {"three_name_accuracy_by_slot": by_slot, "three_name_n_per_slot": n_per_slot}
+
+
+@torch.no_grad()
+def three_name_acceptance(model: HookedTransformer) -> dict[str, Any]:
+    """At least 90% in every slot, and within 5 points of each other: what a recency rule cannot do."""
+    m = three_name_metrics(model)
+    by_slot = m["three_name_accuracy_by_slot"]
+    m["checks"] = [
+        _check("three_name_min_accuracy", min(by_slot), ">=", 0.9),
+        _check("three_name_slot_spread", max(by_slot) - min(by_slot), "<=", 0.05),
+    ]
+    return m
+
+
 def acceptance(spec: ZooSpec, model: HookedTransformer, batch: int = 64) -> dict[str, Any]:
     """Every acceptance check of `spec` (an empty list of checks for models without any).
 
@@ -274,6 +299,10 @@ def acceptance(spec: ZooSpec, model: HookedTransformer, batch: int = 64) -> dict
         result = ioi_acceptance(model)
         out["checks"] += result.pop("checks")
         out["ioi"] = result
+    if "three_name" in spec.checks:
+        result = three_name_acceptance(model)
+        out["checks"] += result.pop("checks")
+        out["three_name"] = result
     out["passed"] = all(c["passed"] for c in out["checks"])
     return out
 
@@ -311,6 +340,8 @@ def _eval_row(model: HookedTransformer, spec: ZooSpec, pool: Int[Tensor, " pool"
     if "ioi" in spec.checks:  # the IOI notebook plots how the behaviour appears during training
         ioi = ioi_metrics(model, n=100, seed=EVAL_SEED + 1)  # not the acceptance prompts
         row |= {"ioi_accuracy": ioi["ioi_accuracy"], "ioi_logit_diff": ioi["ioi_logit_diff"]}
+    if "three_name" in spec.checks:  # when duplicate detection appears (different prompts from the acceptance's)
+        row["three_name_accuracy"] = sum(three_name_metrics(model, 20, EVAL_SEED + 1)["three_name_accuracy_by_slot"]) / 3
     model.train()
     return row
 
@@ -327,6 +358,7 @@ METRIC_COLUMNS = (
     "best_induction_score",
     "ioi_accuracy",
     "ioi_logit_diff",
+    "three_name_accuracy",
 )
 
 

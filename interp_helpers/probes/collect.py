@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
-from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from interp_helpers.core.validation import check_range
@@ -104,7 +103,7 @@ def labelled_resid(
     present, labels = torch.unique(values[mask], return_inverse=True)
     names = set(hook_names)
     chunks = []
-    for start in tqdm(range(0, rows.tokens.shape[0], batch_size), desc=f"activations for {field}", leave=False):
+    for start in range(0, rows.tokens.shape[0], batch_size):  # a second or two: no progress bar
         _, cache = model.run_with_cache(rows.tokens[start : start + batch_size], names_filter=lambda n: n in names)
         chunk_mask = mask[start : start + batch_size]
         chunks.append(torch.stack([cache[name][chunk_mask] for name in hook_names], dim=1))
