@@ -27,7 +27,14 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_zoo_specs_are_valid_and_round_trip():
-    assert set(zoo.ZOO) == {"zoo-attn-only-2l", "zoo-gelu-1l-a", "zoo-gelu-1l-b", "zoo-gelu-4l", "zoo-gelu-4l-dup"}
+    assert set(zoo.ZOO) == {
+        "zoo-attn-only-2l",
+        "zoo-gelu-1l-a",
+        "zoo-gelu-1l-b",
+        "zoo-gelu-4l",
+        "zoo-gelu-4l-dup",
+        "zoo-gelu-4l-dup-dropout",
+    }
     for name, spec in zoo.ZOO.items():
         assert spec.name == name
         assert zoo.ZooSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
@@ -215,3 +222,45 @@ def test_three_name_metric_exposes_the_recency_model():
     by_slot = m["three_name_accuracy_by_slot"]
     assert len(by_slot) == 3 and all(0 <= a <= 1 for a in by_slot)
     assert min(by_slot) < 0.5, by_slot  # measured 0.04, 0.30, 0.34 (50 per slot)
+
+
+@pytest.mark.parametrize("name", ["zoo-gelu-1l-a", "zoo-gelu-1l-b"])
+def test_one_layer_models_predict_ascii_base64_better_than_random_bytes(name):
+    """The alien base64 feature pays: base64 of ASCII text is predictable (7-bit bytes), of random bytes it is not.
+
+    Mean next-token loss on held-out base64 documents, over the predicted tokens of each blob kind
+    (measured: about 1.8 nats on ASCII blobs, 5.6 on random-byte blobs, for both seeds).
+    """
+    _shipped_or_skip(name)
+    from interp_helpers.dictionaries.activations import labelled_rows
+    from interp_helpers.modelzoo.corpus import CorpusConfig
+
+    model = load_model(name)
+    rows = labelled_rows(
+        CorpusConfig(seed=zoo.EVAL_SEED, split="eval", genre_weights={"base64": 1.0}), model.tokenizer, 32, 128
+    )
+    with torch.no_grad():
+        logits = model(rows.tokens)
+    loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1), rows.tokens[:, 1:].flatten(), reduction="none"
+    )
+    kind = rows.labels["b64_ascii"][:, 1:].flatten()  # the blob of the token being predicted
+    ascii_loss, random_loss = loss[kind == 1].mean().item(), loss[kind == 0].mean().item()
+    assert (kind == 1).sum() > 300 and (kind == 0).sum() > 300
+    assert ascii_loss <= random_loss - 2.0, (ascii_loss, random_loss)
+
+
+def test_dropout_hooks_drop_fresh_entries_each_step_and_only_where_asked():
+    spec = zoo.ZOO["zoo-gelu-4l-dup-dropout"]
+    assert spec.dropout == 0.1 and zoo.dropout_hooks(zoo.ZOO["zoo-gelu-4l-dup"], 4) == []
+    hooks = zoo.dropout_hooks(dataclasses.replace(spec, dropout=0.5), spec.n_layers)
+    names = {name for name, _ in hooks}
+    assert names == {
+        f"blocks.{l}.{h}" for l in range(4) for h in ("attn.hook_pattern", "hook_attn_out", "hook_mlp_out")
+    }
+    act = torch.ones(4, 16, 128)
+    first, second = hooks[0][1](act, None), hooks[0][1](act, None)
+    assert set(first.unique().tolist()) == {0.0, 2.0} and 0.4 < (first == 0).float().mean() < 0.6
+    assert not torch.equal(first, second), "the mask must change from step to step"
+    again = zoo.dropout_hooks(dataclasses.replace(spec, dropout=0.5), spec.n_layers)[0][1](act, None)
+    assert torch.equal(again, first), "a run's dropout stream is reproducible from its seed"

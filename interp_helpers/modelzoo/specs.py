@@ -50,6 +50,10 @@ class ZooSpec:
     # Share of each batch's rows that are tokens drawn from the whole vocabulary with one
     # segment repeated: induction that must copy *any* token, not only the corpus' words.
     random_repeat_frac: float = 0.0
+    # Dropout during training only (the zoo's HookedTransformer has none): on every attention pattern and on what
+    # each attention layer and MLP writes to the residual stream, as GPT-2 was trained. Wang et al. suspect GPT-2's
+    # backup name movers come from it.
+    dropout: float = 0.0
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -76,6 +80,7 @@ class ZooSpec:
         for check in self.checks:
             check_choice("checks", check, CHECKS)
         check_range("random_repeat_frac", self.random_repeat_frac, 0.0, 1.0, high_inclusive=False)
+        check_range("dropout", self.dropout, 0.0, 1.0, high_inclusive=False)
 
     @property
     def attn_only(self) -> bool:
@@ -227,6 +232,14 @@ ZOO: Mapping[str, ZooSpec] = {
             corpus_overrides=IOI_DUPLICATES,
             checks=("ioi", "three_name"),
             notes="zoo-gelu-4l's recipe with three-name sentences, where only repetition identifies the answer.",
+        ),
+        dataclasses.replace(
+            GELU_4L,
+            name="zoo-gelu-4l-dup-dropout",
+            corpus_overrides=IOI_DUPLICATES,
+            checks=("ioi", "three_name"),
+            dropout=0.1,
+            notes="zoo-gelu-4l-dup trained with dropout 0.1 (attention patterns, residual writes): does backup appear?",
         ),
     )
 }

@@ -15,6 +15,7 @@ measured on the same acceptance checks the test suite recomputes.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import math
 import shutil
@@ -29,9 +30,10 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens.hook_points import HookPoint
 from transformers import PreTrainedTokenizerFast
 
-from interp_helpers.core.validation import check_range, torch_threads
+from interp_helpers.core.validation import check_range, stream_generator, torch_threads
 from interp_helpers.modelzoo.corpus import GENRES, REPEAT_WORDS, CorpusConfig, ioi_prompts, iter_documents
 from interp_helpers.modelzoo.models import save_zoo_model
 from interp_helpers.modelzoo.specs import (  # noqa: F401 (the zoo's names, re-exported)
@@ -341,7 +343,9 @@ def _eval_row(model: HookedTransformer, spec: ZooSpec, pool: Int[Tensor, " pool"
         ioi = ioi_metrics(model, n=100, seed=EVAL_SEED + 1)  # not the acceptance prompts
         row |= {"ioi_accuracy": ioi["ioi_accuracy"], "ioi_logit_diff": ioi["ioi_logit_diff"]}
     if "three_name" in spec.checks:  # when duplicate detection appears (different prompts from the acceptance's)
-        row["three_name_accuracy"] = sum(three_name_metrics(model, 20, EVAL_SEED + 1)["three_name_accuracy_by_slot"]) / 3
+        row["three_name_accuracy"] = (
+            sum(three_name_metrics(model, 20, EVAL_SEED + 1)["three_name_accuracy_by_slot"]) / 3
+        )
     model.train()
     return row
 
@@ -382,6 +386,22 @@ def train(
         return _train(spec, out_dir, steps, batch, progress, tokenizer_dir)
 
 
+def _dropout(act: Tensor, hook: HookPoint | None, p: float, generator: torch.Generator) -> Tensor:
+    """Inverted dropout with its own random stream (training stays bit-reproducible for a seed)."""
+    keep = torch.rand(act.shape, generator=generator) >= p
+    return act * keep / (1 - p)
+
+
+def dropout_hooks(spec: ZooSpec, n_layers: int) -> list[tuple[str, Any]]:
+    """Training-time dropout hooks: attention patterns and the attention / MLP writes to the residual stream."""
+    if not spec.dropout:
+        return []
+    generator = stream_generator(spec.seed, "zoo.dropout")
+    hook = functools.partial(_dropout, p=spec.dropout, generator=generator)
+    names = ["attn.hook_pattern", "hook_attn_out"] + ([] if spec.attn_only else ["hook_mlp_out"])
+    return [(f"blocks.{layer}.{name}", hook) for layer in range(n_layers) for name in names]
+
+
 def _train(
     spec: ZooSpec, out_dir: Path, steps: int | None, batch: int | None, progress: bool, tokenizer_dir: Path
 ) -> dict[str, Any]:
@@ -399,6 +419,7 @@ def _train(
     rep2 = float("nan")  # latest second-repeat loss, for the progress bar
     start = time.perf_counter()
     model.train()
+    train_hooks = dropout_hooks(spec, model.cfg.n_layers)  # one random stream for the whole run
     bar = tqdm(range(steps), desc=spec.name, disable=not progress, mininterval=2.0)
     for step in bar:
         row: dict[str, float | int] = {"step": step, "tokens": step * batch * spec.n_ctx, "lr": sched.get_last_lr()[0]}
@@ -406,7 +427,8 @@ def _train(
             row |= _eval_row(model, spec, pool)
             if progress:
                 bar.write(" ".join(f"{k}={v:.4g}" for k, v in row.items()))
-        loss = model(next(data), return_type="loss")
+        with model.hooks(fwd_hooks=train_hooks):
+            loss = model(next(data), return_type="loss")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
