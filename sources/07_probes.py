@@ -150,7 +150,11 @@ def mass_mean_direction(
 mass_mean_direction = ex.check(checks.mass_mean_direction, mass_mean_direction)
 
 # %% [markdown]
-# **Do it.** Both probes at every probe site of the zoo model, on the same split.
+# **Do it.** Both probes at every probe site of the zoo model, on the same split. The logistic probe is trained in
+# torch, by your `train_probe` (full-batch L-BFGS in the reference): the objective is convex and a few thousand rows
+# fit in one batch, so it converges in tens of steps with no learning rate to tune, and the weights stay torch tensors
+# that section 4's steering hook uses directly. scikit-learn's `LogisticRegression` would give the same probe; it is
+# not a workbook dependency.
 
 # %%
 fit = partial(linear.fit_logistic_probe, weight_decay=weight_decay, trainer=train_probe)
