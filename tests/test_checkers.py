@@ -39,6 +39,14 @@ def test_reference_passes(exercise):
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.number)
+def test_checker_leaves_the_global_rng_alone(exercise):
+    """Checkers draw from their own torch.Generator: running one never changes a notebook's random stream."""
+    state = torch.random.get_rng_state()
+    run_check(exercise, exercise.reference)
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.number)
 def test_stub_is_not_attempted(exercise):
     assert run_check(exercise, _stub)[0] == NOT_ATTEMPTED
 
