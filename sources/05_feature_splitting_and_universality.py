@@ -93,7 +93,8 @@ cache = activations.cache_activations(
 held_out = activations.labelled_rows(spec.corpus("eval", zoo.EVAL_SEED), model.tokenizer, n_eval_rows, spec.n_ctx)
 eval_acts = activations.collect_activations(model, held_out.tokens, hook_name, keep=held_out.keep)
 fields = ["genre", "topic_l0", "topic_l1", "topic", "b64_class", "b64_ascii"]
-truth, names = recovery.label_matrix(activations.flatten_labels(held_out.labels, held_out.keep), fields)
+eval_labels = activations.flatten_labels(held_out.labels, held_out.keep)
+truth, names = recovery.label_matrix(eval_labels, fields)
 
 
 def sae_config(d_sae: int, n_steps: int = steps) -> sae_lib.SAEConfig:
@@ -293,6 +294,27 @@ record(
     [[round(r.get(f"b64_class={c}", 0.0), 3) for c in ("letter", "digit", "other")] for r in b64],
 )
 
+# %% [markdown]
+# **The alien feature, scored where it can be told apart.** Bricken et al.'s third base64 feature fires on base64 that
+# *decodes to ASCII text*. Over all tokens, a latent that fires on every base64 token already matches "ASCII blob"
+# fairly well, so we score it on base64 tokens only: there a latent must tell text from random bytes. The baseline is
+# the F1 of a latent that fires on every base64 token (2p / (1 + p), p the ASCII share of base64 tokens).
+
+# %%
+is_b64 = eval_labels["b64_ascii"] >= 0
+ascii_truth = (eval_labels["b64_ascii"][is_b64] == 1)[:, None]
+ascii_share = ascii_truth.float().mean().item()
+ascii_rows = [
+    {"size": size, **recovery.best_f1(codes[size][is_b64], ascii_truth, ["ASCII blob"]).to_rows()[0]} for size in sizes
+]
+display(html_table(ascii_rows))
+ascii_baseline = 2 * ascii_share / (1 + ascii_share)
+print(
+    f"{int(is_b64.sum())} base64 tokens, {ascii_share:.0%} of them in ASCII blobs; fire-on-all-base64 F1 {ascii_baseline:.3f}"
+)
+record("b64_ascii_f1_within_base64", [round(r["f1"], 3) for r in ascii_rows])
+record("b64_ascii_baseline_f1", round(ascii_baseline, 3))
+
 
 # %% [markdown]
 # **Takeaway.** Where a parent splits, its children are more specific: a coarse latent gives way to latents that
@@ -300,10 +322,14 @@ record(
 # (every leaf beaten): often the only child is a near-copy of the parent, and the new leaf latents grew from
 # elsewhere in the dictionary rather than from the parent's direction. The family tree shows the same thing: few
 # children per latent. Base64 splits by *recovery* rather than by lineage: the smallest dictionary matches letters
-# well and digits poorly, and larger ones add latents for digits and for the remaining characters. Our three base64
-# classes are not the paper's (letters, digits, ASCII-decodable); our `b64_ascii` label marks whole blobs as text or
-# random bytes, and `b64_ascii=0` scores high only because random-byte blobs are most of the base64 tokens, so a latent
-# that fires on all base64 matches it.
+# well and digits poorly, and larger ones add latents for digits and for the remaining characters.
+#
+# The paper's third base64 feature is here too. Scored on base64 tokens only, the best "ASCII blob" latent of every
+# size beats a latent that fires on all base64 (seed 0, F1 by size: fast 0.89, 0.80, 0.65 against 0.43; default
+# 0.88, 0.63, 0.53 against 0.51): the model tells base64 of text from base64 of random bytes (its loss on ASCII-blob characters is
+# about 1.8 nats, on random-blob characters 5.6: `tests/test_zoo.py`), and the dictionaries give that distinction a
+# latent of its own. It is sharpest in the smallest dictionary: larger ones split it by character class, and each
+# part covers fewer of the blob's tokens, until the largest default dictionary's best is barely above the baseline.
 #
 # ## 3 · Absorption, and the Matryoshka remedy
 #
@@ -687,6 +713,10 @@ assert by_size[-1]["topic"] > by_size[0]["topic"], by_size
 assert all(r["FLOPs / large"] < 1 / 3 for r in depth_rows), depth_rows
 if not fast:
     assert len(reached) >= len(depth_rows) / 2, depth_rows
+# The alien feature: on base64 tokens, some latent separates ASCII blobs from random bytes far better than firing on
+# all base64 does (seed 0: best F1 0.89 against 0.43 fast, 0.88 against 0.51 default; Bricken et al. find one
+# such feature at 4,096 latents, ours is clearest at 256).
+assert max(r["f1"] for r in ascii_rows) >= ascii_baseline + 0.2, (ascii_rows, ascii_baseline)
 # Universality: the median max correlation of latents across seeds exceeds that of neurons (paper: 0.72 vs 0.46).
 assert medians["latents"] > medians["neurons"], medians
 # Matched latents push the same tokens more than random pairs do.
