@@ -176,8 +176,11 @@ GELU_1L_A = ZooSpec(
 # S-inhibition -> name-mover circuit forms (notebook 03). Here a share of the story sentences
 # introduce three names and repeat two of them, the answer (the name said once) in any of the
 # three slots, so only noticing which names repeat works; the standard two-name IOI sentences
-# stay. Same architecture, seed and steps as zoo-gelu-4l.
-IOI_DUPLICATES = {"three_name_fraction": 0.5}
+# stay. Same architecture and seed as zoo-gelu-4l. A first run (half of the other story sentences three-name,
+# 4500 steps) reached 100% on IOI but 0.87 / 1.0 / 1.0 by answer slot on the unseen three-name wording, short
+# of the acceptance (>= 0.9 in every slot): more three-name sentences and 6000 steps.
+IOI_DUPLICATES = {"three_name_fraction": 0.7}
+DUP_STEPS = 6000
 GELU_4L = ZooSpec(
     "zoo-gelu-4l",
     n_layers=4,
@@ -230,6 +233,7 @@ ZOO: Mapping[str, ZooSpec] = {
             GELU_4L,
             name="zoo-gelu-4l-dup",
             corpus_overrides=IOI_DUPLICATES,
+            steps=DUP_STEPS,
             checks=("ioi", "three_name"),
             notes="zoo-gelu-4l's recipe with three-name sentences, where only repetition identifies the answer.",
         ),
@@ -237,6 +241,7 @@ ZOO: Mapping[str, ZooSpec] = {
             GELU_4L,
             name="zoo-gelu-4l-dup-dropout",
             corpus_overrides=IOI_DUPLICATES,
+            steps=DUP_STEPS,
             checks=("ioi", "three_name"),
             dropout=0.1,
             notes="zoo-gelu-4l-dup trained with dropout 0.1 (attention patterns, residual writes): does backup appear?",
