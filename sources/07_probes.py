@@ -277,7 +277,7 @@ summary = [
 ]
 display(html_table(summary))
 plots.labelled_heatmap(
-    selectivity, title="Selectivity (label - control task accuracy): where a probe reads more than word identity",
+    selectivity, title="Selectivity: label minus control-task accuracy (> 0: more than word identity)",
     x_title="probe site", y_title="label", x_labels=sites, y_labels=list(sweep), width=620, height=360,
 ).show()  # fmt: skip
 for field in ("ioi_role", "b64_class"):

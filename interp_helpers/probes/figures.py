@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
@@ -45,10 +46,13 @@ def random_label_curve(points: Sequence[Mapping[str, int | float]], d_model: int
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=x, y=[p["train"] for p in points], name="train", mode="lines+markers"))
     fig.add_trace(go.Scatter(x=x, y=[p["test"] for p in points], name="held out", mode="lines+markers"))
-    fig.add_vline(x=2, line=dict(color="grey", dash="dot"), annotation_text="n = 2 d (Cover)")
+    fig.add_vline(x=2, line=dict(color="grey", dash="dot"))
+    # On a log axis annotations take log10 coordinates (shapes do not): place the label by hand.
+    fig.add_annotation(x=math.log10(2), y=1.02, text="n = 2 d (Cover)", showarrow=False, xanchor="left")
     fig.add_hline(y=0.5, line=dict(color="grey", dash="dot"))
-    fig.update_xaxes(title=f"training rows / d_model (d_model = {d_model})", type="log")
-    fig.update_yaxes(title="accuracy on random labels", range=[0.4, 1.02])
+    low, high = math.log10(min(x)), math.log10(max(x))
+    fig.update_xaxes(title=f"training rows / d_model (d_model = {d_model})", type="log", range=[low - 0.1, high + 0.1])
+    fig.update_yaxes(title="accuracy on random labels", range=[0.4, 1.06])
     return layout(fig, title, 700, 400)
 
 
