@@ -178,7 +178,9 @@ GELU_1L_A = ZooSpec(
 # three slots, so only noticing which names repeat works; the standard two-name IOI sentences
 # stay. Same architecture and seed as zoo-gelu-4l. A first run (half of the other story sentences three-name,
 # 4500 steps) reached 100% on IOI but 0.87 / 1.0 / 1.0 by answer slot on the unseen three-name wording, short
-# of the acceptance (>= 0.9 in every slot): more three-name sentences and 6000 steps.
+# of the acceptance (>= 0.9 in every slot): more three-name sentences and 6000 steps. The shipped model then
+# passes (1.00 / 0.99 / 1.00) but still learns wording: on three-name prompts whose object takes "the" (no template
+# here does) it is near chance. Next step: compose templates from interchangeable parts (articles, verbs, openings).
 IOI_DUPLICATES = {"three_name_fraction": 0.7}
 DUP_STEPS = 6000
 GELU_4L = ZooSpec(
