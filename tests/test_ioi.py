@@ -196,11 +196,31 @@ def test_three_name_prompts_put_the_answer_in_every_slot_once(tok):
         assert first.startswith(f"{names[0]}, {names[1]} and {names[2]}") and answer not in second
         assert all(name in second for name in names if name != answer)  # the other two are repeated
         assert [tok.decode([int(t)]).strip() for t in ds.tokens[i, ds.name_pos[i]]] == names
+        repeated = [names[int(k)] for k in ds.repeated_slots[i]]
+        assert [tok.decode([int(t)]).strip() for t in ds.tokens[i, ds.repeat_pos[i]]] == repeated
+        assert (ds.repeat_pos[i] > ds.name_pos[i].max()).all()  # said again after all three were introduced
     assert (ds.tokens[rows, ds.end] == tok.encode(" to", add_special_tokens=False)[0]).all()
     assert (
         ioi.three_name_text(("A", "B", "C"), 1, "park", "ball") == "A, B and C went to the park. A and C gave a ball to"
     )
     assert ioi.three_name_dataset(tok, 3, seed=0).texts == ds.texts != ioi.three_name_dataset(tok, 3, seed=1).texts
+
+
+def test_split_three_name_prompts_pair_with_the_standard_ones(tok):
+    """Same names, places and objects per seed; the repeated names said in two clauses, in introduced order."""
+    standard = ioi.three_name_dataset(tok, n_per_slot=2, seed=0)
+    split = ioi.three_name_dataset(tok, n_per_slot=2, seed=0, template=ioi.SPLIT_THREE_NAME_TEMPLATE)
+    assert torch.equal(split.name_tokens, standard.name_tokens) and torch.equal(split.name_pos, standard.name_pos)
+    assert split.repeated_slots.tolist() == [[1, 2]] * 2 + [[0, 2]] * 2 + [[0, 1]] * 2
+    for i, text in enumerate(split.texts):
+        names = [tok.decode([int(t)]).strip() for t in split.name_tokens[i]]
+        x, y = (names[int(k)] for k in split.repeated_slots[i])
+        assert f", and {x} sat down. Later, {y} gave a " in text and text.endswith(" to")
+        assert [tok.decode([int(t)]).strip() for t in split.tokens[i, split.repeat_pos[i]]] == [x, y]
+    assert (
+        ioi.three_name_text(("A", "B", "C"), 2, "park", "ball", ioi.SPLIT_THREE_NAME_TEMPLATE)
+        == "A, B and C went to the park, and A sat down. Later, B gave a ball to"
+    )
 
 
 def test_three_name_choice_and_direction_read_the_three_names(tok):
@@ -211,6 +231,7 @@ def test_three_name_choice_and_direction_read_the_three_names(tok):
     assert ioi.three_name_choice(logits, ds).tolist() == [2] * len(ds)
     logits[rows, ds.end - 1, ds.name_tokens[:, 0]] = 5.0  # not at END: ignored
     assert ioi.three_name_choice(logits, ds).tolist() == [2] * len(ds)
+    assert ioi.three_name_accuracy(logits, ds) == [0.0, 0.0, 1.0]  # right only where the answer was introduced last
     with pytest.raises(ValueError, match="answer_slot"):
         ioi.three_name_text(("A", "B", "C"), 3, "park", "ball")
 

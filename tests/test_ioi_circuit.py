@@ -325,3 +325,57 @@ def test_slot_preference_reads_the_three_names_at_end():
     expected = (logits[0, 5] - logits[0, 7] + logits[1, 9] - logits[1, 11]) / 2
     assert pref["IO_slot_minus_S2_slot"] == pytest.approx(expected.item(), abs=1e-5)
     assert sum(pref[f"top_is_{r}_slot"] for r in ("IO", "S1", "S2")) == pytest.approx(1.0)
+
+
+@torch.no_grad()
+def test_three_name_attention_reads_end_rows_at_the_name_positions(zoo):
+    """Against a per-row loop over each prompt's own positions (one head, every key)."""
+    model, tok, _, _ = zoo
+    ds = ioi.three_name_dataset(tok, n_per_slot=2, seed=0)
+    scores = ioi_circuit.three_name_attention(model, ds)
+    _, cache = model.run_with_cache(ds.tokens)
+    for layer, head in ((0, 1), (2, 3)):
+        row = cache["pattern", layer][torch.arange(len(ds)), head, ds.end]  # batch key_pos
+        for b in range(len(ds)):
+            assert ds.repeat_pos[b].tolist() == sorted(ds.repeat_pos[b].tolist())  # {x} is said before {y}
+        positions = {
+            "answer": lambda b: [int(ds.name_pos[b, ds.answer_slot[b]])],
+            "repeated, first mentions": lambda b: ds.name_pos[b, ds.repeated_slots[b]].tolist(),
+            "earlier repeat": lambda b: [int(ds.repeat_pos[b, 0])],
+            "last repeat": lambda b: [int(ds.repeat_pos[b, 1])],
+        }
+        for key, where in positions.items():
+            expected = torch.stack([row[b, where(b)].sum() for b in range(len(ds))]).mean()
+            assert scores[key][layer, head] == pytest.approx(expected.item(), abs=1e-6), key
+    assert set(scores) == set(positions) and all(v.shape == (4, 4) for v in scores.values())
+
+
+def test_three_name_test_and_key_head_on_the_recency_model(zoo):
+    """zoo-gelu-4l never picks the name said last; its key head is the recent-name mover L0H1 (no name movers)."""
+    model, tok, clean, abc = zoo
+    result = ioi_circuit.three_name_test(model, n_per_slot=10, seed=0)
+    assert set(result) == {
+        f"{split}{key}"
+        for split in ("", "split_")
+        for key in ("accuracy_by_slot", "picks_earlier_repeat", "picks_last_repeat")
+    }
+    assert len(result["accuracy_by_slot"]) == 3 and result["picks_last_repeat"] <= 0.1
+    for split in ("", "split_"):  # answer, earlier repeat and last repeat are the only choices
+        picks = sum(result[f"{split}accuracy_by_slot"]) / 3
+        assert picks + result[f"{split}picks_earlier_repeat"] + result[f"{split}picks_last_repeat"] == pytest.approx(
+            1.0
+        )
+    effects = ioi_circuit.knockout(model, clean, abc, [])
+    assert ioi_circuit.key_head(model, clean, abc, effects) == (0, 1)
+
+
+def test_knockout_summary_names_the_growth_and_skips_the_knocked_head(zoo):
+    model, _, clean, abc = zoo
+    one = ioi_circuit.knockout(model, clean, abc, [(0, 1)])
+    row = one.summary()
+    assert row["knocked out"] == "L0H1" and row["survives"] == pytest.approx(one.knocked_logit_diff / one.logit_diff)
+    growth = one.head_growth.clone()
+    growth[0, 1] = float("-inf")
+    l, h = divmod(int(growth.nan_to_num(float("-inf")).flatten().argmax()), 4)
+    assert row["largest total-effect growth"].startswith(f"L{l}H{h} ")
+    assert "L0H1" not in row["largest direct-effect growth"]

@@ -1,7 +1,9 @@
 """Figures for transformer circuits (notebooks 02 and 03): the induction phase change, head-score
 heatmaps, agreement scatters and head bars, composition scores, per-token loss, and the
-direct-attribution figure.
+direct-attribution figure, three-name accuracy by slot.
 """
+
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -268,3 +270,25 @@ def attribution_figure(shares: dict[str, float], total: float, title: str) -> go
     fig.update_xaxes(title_text="residual-stream component (in order)")
     fig.update_yaxes(title_text="logit difference IO - S")
     return layout(fig, title, 760, 400)
+
+
+def slot_accuracy_figure(by_model: dict[str, Sequence[float]], title: str) -> go.Figure:
+    """Three-name accuracy by the answer's introduced slot, one bar colour per model, chance (1/3) dashed."""
+    slots = ["first", "second", "third"]
+    fig = go.Figure()
+    for i, (name, accuracy) in enumerate(by_model.items()):
+        fig.add_trace(
+            go.Bar(
+                x=slots,
+                y=list(accuracy),
+                name=name,
+                text=[f"{a:.2f}" for a in accuracy],
+                marker_color=qualitative.Plotly[i % len(qualitative.Plotly)],
+                hovertemplate=f"{name}<br>answer introduced %{{x}}: %{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.add_hline(y=1 / 3, line=dict(dash="dash", color="#999"), annotation_text="chance (1/3)")
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title_text="slot in which the answer (the name said once) was introduced")
+    fig.update_yaxes(title_text="accuracy (answer's logit highest of the three)", range=[0, 1.05])
+    return layout(fig, title, 720, 380)

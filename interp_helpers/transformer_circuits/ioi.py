@@ -324,18 +324,25 @@ def component_attribution(model: HookedTransformer, ds: IOIDataset) -> dict[str,
 # --------------------------------------------------------------------------------------
 
 THREE_NAME_TEMPLATE = "{0}, {1} and {2} went to the {place}. {x} and {y} gave a {obj} to"
+# The same names and answer, with the two repeated names in different clauses: the one said in the
+# middle clause is not among the last words before END. Repetition still identifies the answer; a
+# rule "avoid the names of the last clause" picks the middle-clause name instead. Unseen wording.
+SPLIT_THREE_NAME_TEMPLATE = "{0}, {1} and {2} went to the {place}, and {x} sat down. Later, {y} gave a {obj} to"
 
 
-def three_name_text(introduced: tuple[str, str, str], answer_slot: int, place: str, obj: str) -> str:
+def three_name_text(
+    introduced: tuple[str, str, str], answer_slot: int, place: str, obj: str, template: str = THREE_NAME_TEMPLATE
+) -> str:
     """ "A, B and C went to the park. B and C gave a ball to" with the answer introduced at `answer_slot`.
 
     The second sentence names the two other names in the order they were introduced, so the
-    answer is the one name said once: only repetition identifies it, whichever slot it holds
+    answer is the one name said once: repetition identifies it, whichever slot it holds
     (the IOI templates always put the subject last, which a recency shortcut can exploit).
+    `template` has slots {0} {1} {2} (introduced), {x} {y} (repeated, in that order), {place}, {obj}.
     """
     check_range("answer_slot", answer_slot, 0, 2)
     x, y = (name for i, name in enumerate(introduced) if i != answer_slot)
-    return THREE_NAME_TEMPLATE.format(*introduced, place=place, x=x, y=y, obj=obj)
+    return template.format(*introduced, place=place, x=x, y=y, obj=obj)
 
 
 @dataclass(frozen=True)
@@ -348,6 +355,7 @@ class ThreeNameDataset:
     name_pos: Int[Tensor, "batch 3"]  # where each introduced name sits in the row
     answer_slot: Int[Tensor, " batch"]  # which introduced name is the answer (said once)
     texts: tuple[str, ...]
+    repeat_pos: Int[Tensor, "batch 2"]  # where the two repeated names are said again ({x}, then {y})
 
     def __len__(self) -> int:
         return self.tokens.shape[0]
@@ -356,25 +364,38 @@ class ThreeNameDataset:
     def answer_token(self) -> Int[Tensor, " batch"]:
         return self.name_tokens[torch.arange(len(self)), self.answer_slot]
 
+    @property
+    def repeated_slots(self) -> Int[Tensor, "batch 2"]:
+        """The introduced slots of the two repeated names, in the order the template repeats them ({x}, {y})."""
+        slots = torch.arange(3).expand(len(self), 3)
+        return slots[slots != self.answer_slot[:, None]].view(len(self), 2)
 
-def three_name_dataset(tok: PreTrainedTokenizerFast, n_per_slot: int, seed: int = 0) -> ThreeNameDataset:
-    """`n_per_slot` prompts for each answer slot (0, 1, 2), names drawn from `usable_names(tok)`."""
+
+def three_name_dataset(
+    tok: PreTrainedTokenizerFast, n_per_slot: int, seed: int = 0, template: str = THREE_NAME_TEMPLATE
+) -> ThreeNameDataset:
+    """`n_per_slot` prompts for each answer slot (0, 1, 2), names drawn from `usable_names(tok)`.
+
+    Every template draws the same names, places and objects for a seed, so two templates give
+    paired prompts (e.g. THREE_NAME_TEMPLATE and SPLIT_THREE_NAME_TEMPLATE).
+    """
     check_range("n_per_slot", n_per_slot, 1, 10_000)
     pool = [name for name in corpus.NAMES if name in usable_names(tok)]  # corpus order: the same draw on every run
     if len(pool) < 3:
         raise ValueError(f"only {len(pool)} corpus names are single tokens for this tokenizer; three are needed")
     rng = random.Random(f"three-names:{seed}")
-    ids, names, slots, texts = [], [], [], []
+    ids, names, name_pos, repeat_pos, slots, texts = [], [], [], [], [], []
     for slot in (0, 1, 2):
         for _ in range(n_per_slot):
             introduced = tuple(rng.sample(pool, 3))
-            text = three_name_text(introduced, slot, rng.choice(corpus.PLACES), rng.choice(corpus.OBJECTS))
+            text = three_name_text(introduced, slot, rng.choice(corpus.PLACES), rng.choice(corpus.OBJECTS), template)
             ids.append([tok.bos_token_id] + tok.encode(text, add_special_tokens=False))
             names.append([_single_token(tok, name) for name in introduced])
+            # First mention; a name opening the text is the bare token ("Mary", not " Mary").
+            name_pos.append([_first(ids[-1], _name_ids(tok, name)) for name in introduced])
+            repeat_pos.append([_last(ids[-1], names[-1][i]) for i in range(3) if i != slot])
             slots.append(slot)
             texts.append(text)
-    # First mention; the first name opens the text, so it is the bare token ("Mary", not " Mary").
-    name_pos = [[_first(row, _name_ids(tok, n)) for n in t.split(", ")] for row, t in zip(ids, _introduced(texts))]
     width = max(map(len, ids))
     return ThreeNameDataset(
         tokens=torch.tensor([r + [tok.bos_token_id] * (width - len(r)) for r in ids]),
@@ -383,15 +404,16 @@ def three_name_dataset(tok: PreTrainedTokenizerFast, n_per_slot: int, seed: int 
         name_pos=torch.tensor(name_pos),
         answer_slot=torch.tensor(slots),
         texts=tuple(texts),
+        repeat_pos=torch.tensor(repeat_pos),
     )
-
-
-def _introduced(texts: Sequence[str]) -> list[str]:
-    return [text.split(" went to")[0].replace(" and ", ", ") for text in texts]
 
 
 def _first(row: list[int], candidates: tuple[int, ...]) -> int:
     return min(row.index(t) for t in candidates if t in row)
+
+
+def _last(row: list[int], token: int) -> int:
+    return len(row) - 1 - row[::-1].index(token)
 
 
 def three_name_choice(logits: Float[Tensor, "batch pos d_vocab"], ds: ThreeNameDataset) -> Int[Tensor, " batch"]:
@@ -399,6 +421,16 @@ def three_name_choice(logits: Float[Tensor, "batch pos d_vocab"], ds: ThreeNameD
     rows = torch.arange(len(ds))
     end_logits = logits[rows, ds.end]  # batch d_vocab
     return end_logits.gather(-1, ds.name_tokens).argmax(-1)
+
+
+def three_name_accuracy(logits: Float[Tensor, "batch pos d_vocab"], ds: ThreeNameDataset) -> list[float]:
+    """Accuracy by the answer's introduced slot: [first, second, third], NaN for a slot with no rows.
+
+    A recency rule fails the slots it does not point at; a model that finds the name said
+    once scores alike in all three.
+    """
+    correct = (three_name_choice(logits, ds) == ds.answer_slot).float()
+    return [float(correct[ds.answer_slot == slot].mean()) for slot in range(3)]
 
 
 def three_name_directions(model: HookedTransformer, ds: ThreeNameDataset) -> Float[Tensor, "batch d_model"]:

@@ -441,6 +441,56 @@ def ioi_attention_scores(
     return out
 
 
+@torch.no_grad()
+def three_name_attention(
+    model: HookedTransformer, ds: ioi.ThreeNameDataset
+) -> dict[str, Float[Tensor, "layer head_index"]]:
+    """Mean attention of every head from END to the names of three-name prompts.
+
+    Keys: "answer" (the name said once), "repeated, first mentions" (both repeated names where
+    they were introduced, summed), "earlier repeat" and "last repeat" (their second mentions,
+    {x} and {y} of the template). A head that avoids only the most recent name looks at
+    "last repeat"; one that tracks every name said again looks at both repeats.
+    """
+    _, cache = model.run_with_cache(ds.tokens, names_filter=lambda n: n.endswith("attn.hook_pattern"))
+    rows = torch.arange(len(ds))
+    first = ds.name_pos.gather(1, ds.repeated_slots)  # batch 2
+    keys = {
+        "answer": ds.name_pos[rows, ds.answer_slot][:, None],
+        "repeated, first mentions": first,
+        "earlier repeat": ds.repeat_pos[:, :1],
+        "last repeat": ds.repeat_pos[:, 1:],
+    }
+    out = {}
+    for name, pos in keys.items():
+        grids = []
+        for l in range(model.cfg.n_layers):
+            pattern = cache[f"blocks.{l}.attn.hook_pattern"][rows, :, ds.end]  # batch head_index key_pos
+            grids.append(pattern.gather(-1, pos[:, None, :].expand(-1, pattern.shape[1], -1)).sum(-1).mean(0))
+        out[name] = torch.stack(grids)
+    return out
+
+
+@torch.no_grad()
+def three_name_test(model: HookedTransformer, n_per_slot: int, seed: int = 0) -> dict[str, list[float] | float]:
+    """Three-name prompts (`ioi.THREE_NAME_TEMPLATE`) and their split twins (`ioi.SPLIT_THREE_NAME_TEMPLATE`).
+
+    Returns the accuracy by the answer's introduced slot on both, how often the model picks
+    the name said last (a recency rule never does) and, on split prompts, how often it picks
+    the repeated name said in the middle clause: a model that tracks repetition avoids it, one
+    that avoids the names of the final clause takes it.
+    """
+    out: dict[str, list[float] | float] = {}
+    for key, template in (("", ioi.THREE_NAME_TEMPLATE), ("split_", ioi.SPLIT_THREE_NAME_TEMPLATE)):
+        ds = ioi.three_name_dataset(model.tokenizer, n_per_slot, seed, template)
+        logits = model(ds.tokens)
+        choice = ioi.three_name_choice(logits, ds)
+        out[f"{key}accuracy_by_slot"] = ioi.three_name_accuracy(logits, ds)
+        out[f"{key}picks_earlier_repeat"] = (choice == ds.repeated_slots[:, 0]).float().mean().item()
+        out[f"{key}picks_last_repeat"] = (choice == ds.repeated_slots[:, 1]).float().mean().item()
+    return out
+
+
 def name_tokens(tok: PreTrainedTokenizerFast) -> Int[Tensor, " name"]:
     """Token ids of the corpus names as they appear mid-sentence (" Mary"), those that are single tokens."""
     usable = ioi.usable_names(tok)
@@ -697,6 +747,31 @@ class Knockout:
     def mlp_growth(self) -> Float[Tensor, " layer"]:
         return self.mlp_total_after - self.mlp_total
 
+    def summary(self) -> dict[str, object]:
+        """One row for a table: what was knocked out, what survives, and the largest growth of another head.
+
+        Growth of a head's total effect (it matters more without the knocked-out heads) and of its
+        direct effect (it writes more of the answer itself: Wang et al.'s backup name movers, whose
+        direct effect grows by at least 10% of the logit difference).
+        """
+        n_heads = self.head_total.shape[1]
+        name = lambda i: f"L{i // n_heads}H{i % n_heads}"  # noqa: E731
+        knocked = torch.zeros_like(self.head_total, dtype=torch.bool)
+        for l, h in self.heads:
+            knocked[l, h] = True
+        total = self.head_growth.masked_fill(knocked, float("-inf")).flatten()
+        direct = (self.head_direct_after - self.head_direct).masked_fill(knocked, float("-inf")).flatten()
+        backups = (direct >= 0.1 * abs(self.logit_diff)).nonzero().flatten().tolist()
+        return {
+            "knocked out": ", ".join(f"L{l}H{h}" for l, h in self.heads),
+            "logit diff": self.logit_diff,
+            "after": self.knocked_logit_diff,
+            "survives": self.knocked_logit_diff / self.logit_diff,
+            "largest total-effect growth": f"{name(int(total.argmax()))} {float(total.max()):+.2f}",
+            "largest direct-effect growth": f"{name(int(direct.argmax()))} {float(direct.max()):+.2f}",
+            "backup name movers (direct +10%)": ", ".join(map(name, backups)) or "none",
+        }
+
 
 @torch.no_grad()
 def knockout(
@@ -747,6 +822,25 @@ def name_movers(
     return sorted(((l, h) for l, h in found), key=lambda lh: -sign * float(direct[lh]))
 
 
+@torch.no_grad()
+def key_head(
+    model: HookedTransformer,
+    clean: ioi.IOIDataset,
+    abc: ioi.IOIDataset | Sequence[ioi.IOIDataset],
+    effects: Knockout | None = None,
+) -> tuple[int, int]:
+    """The head a backup experiment knocks out: the top name mover, or, without name movers, the head
+    whose mean ablation costs the most logit difference (`effects`: a `knockout(..., heads=[])`, or computed).
+    """
+    logit_diff = ioi.logit_diff(model(clean.tokens), clean).item()
+    direct = ioi.head_logit_diff_attribution(model, clean)
+    movers = name_movers(ioi_attention_scores(model, clean)["END->IO"], direct, logit_diff)
+    if movers:
+        return movers[0]
+    total = (effects or knockout(model, clean, abc, [])).head_total
+    return divmod(int(total.flatten().argmax()), model.cfg.n_heads)
+
+
 @dataclass(frozen=True)
 class Backup:
     """Direct effects of every head before and after `heads` are mean-ablated (Wang et al. section 3.4)."""
@@ -793,6 +887,9 @@ __all__ = [
     "Backup",
     "backup_direct",
     "name_movers",
+    "key_head",
+    "three_name_attention",
+    "three_name_test",
     "classify_heads",
     "slot_preference",
     "RECEIVER_KINDS",
