@@ -239,10 +239,10 @@ record("max_head_direct", round(head_direct.abs().max().item(), 3))
 
 # %% [markdown]
 # **Takeaway.** No head writes the answer: the largest direct share of any head is under a nat (0.2-0.8 by seed and
-# mode), against a logit difference of about 9. The MLPs write it, all four of them (MLP0 most, about 3.7 nats), and attention's net
-# direct share is slightly negative. So there are no name movers in the paper's sense, and direct attribution alone
-# cannot say which heads matter: a head can be essential without writing to the logits itself. That is what patching
-# is for.
+# mode), against a logit difference of about 9. The MLPs write it, all four of them (MLP0 most, about 3.7 nats), and
+# attention's net direct share is slightly negative. So there are no name movers in the paper's sense, and direct
+# attribution alone cannot say which heads matter: a head can be essential without writing to the logits itself. That is
+# what patching is for.
 
 # %% [markdown]
 # ## 3 · Activation patching: which components matter?
@@ -482,12 +482,12 @@ record("attribution_error_layer0", round(attribution_error["layer 0"], 3))
 
 # %% [markdown]
 # **Takeaway.** Where the model is close to linear the estimate is nearly exact: every head after layer 0 is within
-# about 0.01 of its patched value. The layer-0 heads are off by up to about 0.2, because what they write passes
-# through MLP0 and the other MLPs, far from linear over the change from ABC names to the clean ones (Nanda 2023:
-# attribution patching is poor for MLP0). On this model that error is as large as the effects themselves (0.1-0.25
-# per head), so the correlation over all heads depends on the draw: 0.84 on seed 0, 0.63-0.76 on seed 1 and in fast
-# mode. On zoo-gelu-4l, whose key head alone restores 0.63, it is 0.86 (0.89 in fast mode). Use attribution patching to find
-# candidates on big grids, then confirm the few that matter exactly.
+# about 0.01 of its patched value. The layer-0 heads are off by up to about 0.2, because what they write passes through
+# MLP0 and the other MLPs, far from linear over the change from ABC names to the clean ones (Nanda 2023: attribution
+# patching is poor for MLP0). On this model that error is as large as the effects themselves (0.1-0.25 per head), so the
+# correlation over all heads depends on the draw: 0.84 on seed 0, 0.63-0.76 on seed 1 and in fast mode. On zoo-gelu-4l,
+# whose key head alone restores 0.63, it is 0.86 (0.89 in fast mode). Use attribution patching to find candidates on big
+# grids, then confirm the few that matter exactly.
 
 # %% [markdown]
 # ## 5 · Path patching: where does each head's output go?
@@ -631,13 +631,13 @@ display(
 )
 
 # %% [markdown]
-# **Takeaway.** Each layer-0 head carries a quarter to a half of the corruption's effect into the MLPs at END, and MLP0 alone
-# receives nearly all of it (the table: one receiver against all four); MLP0 then passes its result both to the
-# logits and to the later MLPs. The heads barely write to the logits directly (|damage| under 0.1), and nothing
-# reaches a later head's query at END (every head: about 0). That last bar is the paper's S-inhibition test: in GPT-2
-# the heads that attend END -> S2 act through the name movers' queries. Ours attend END -> S2 (section 6), but their
-# output goes into the MLPs, and there are no name movers to receive it. The circuit is heads -> MLPs -> logits, with
-# no head-to-head composition: the mechanism is in the MLPs, where attention-pattern tools cannot see it.
+# **Takeaway.** Each layer-0 head carries a quarter to a half of the corruption's effect into the MLPs at END, and MLP0
+# alone receives nearly all of it (the table: one receiver against all four); MLP0 then passes its result both to the
+# logits and to the later MLPs. The heads barely write to the logits directly (|damage| under 0.1), and nothing reaches
+# a later head's query at END (every head: about 0). That last bar is the paper's S-inhibition test: in GPT-2 the heads
+# that attend END -> S2 act through the name movers' queries. Ours attend END -> S2 (section 6), but their output goes
+# into the MLPs, and there are no name movers to receive it. The circuit is heads -> MLPs -> logits, with no
+# head-to-head composition: the mechanism is in the MLPs, where attention-pattern tools cannot see it.
 
 # %% [markdown]
 # ## 6 · Roles: what does each head do?
@@ -848,10 +848,10 @@ record("key_head", f"L{key_head[0]}H{key_head[1]}")
 record("knockout_survives", round(survives, 3))
 
 # %% [markdown]
-# **Takeaway.** Without its key head (L0H3 on seed 0, L0H0 on seed 1: the two cost about the same) the model keeps
-# about 60% of its logit difference, and still gets the answer right. The other heads change little: no head's total
-# effect grows by more than a few tenths of a nat, and no head's *direct* effect by more than 0.1 nats, so there are
-# no backup name movers. What keeps the answer is redundancy that was there before the knockout: three more layer-0 heads doing
+# **Takeaway.** Without its key head (L0H3 on seed 0, L0H0 on seed 1: the two cost about the same) the model keeps about
+# 60% of its logit difference, still about 5 nats in favour of IO. The other heads change little: no head's total effect
+# grows by more than a few tenths of a nat, and no head's *direct* effect by more than 0.1 nats, so there are no backup
+# name movers. What keeps the answer is redundancy that was there before the knockout: three more layer-0 heads doing
 # the same job. zoo-gelu-4l, whose one recent-name mover does it all, prefers the wrong name without it.
 
 # %% [markdown]
