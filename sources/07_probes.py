@@ -249,9 +249,9 @@ LABELS = {  # field: (genre, names of its values, values kept)
     "b64_ascii": ("base64", ("random bytes", "ASCII"), None),
 }
 twin = collect.random_twin(model, stream_seed(seed, "probes.random_twin"))
-sweep = {}
+sweep, labelled = {}, {}
 for field, (genre, names, keep) in LABELS.items():
-    trained = collect.labelled_resid(model, rows[genre], field, hook_names, names, keep)
+    trained = labelled[field] = collect.labelled_resid(model, rows[genre], field, hook_names, names, keep)
     random_net = collect.labelled_resid(twin, rows[genre], field, hook_names, names, keep)
     split, n = trained.row_split(), len(trained.class_names)
     control = control_labels(trained.word_types, trained.labels, generator)
@@ -320,8 +320,7 @@ record("selectivity_by_site", selectivity.round(decimals=3).tolist())  # rows: l
 # d_model / 4 to 8 d_model, 1,000 held-out rows, almost no regularisation.
 
 # %%
-topic_acts = collect.labelled_resid(model, rows["topic"], "topic_l0", hook_names, corpus.NODE_PATHS)
-middle = topic_acts.acts[:, (len(sites) + 1) // 2]
+middle = labelled["topic_l0"].acts[:, (len(sites) + 1) // 2]
 d_model, n_test = model.cfg.d_model, 1000
 multiples = [0.25, 0.5, 1, 2, 4] if fast else [0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 8]
 n_train = [int(m * d_model) for m in multiples if m * d_model + n_test <= middle.shape[0]]
