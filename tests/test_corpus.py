@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import random
 import re
 from collections import Counter
 
@@ -429,3 +430,77 @@ def test_three_name_templates_leave_the_evaluation_wording_out():
 
     held_out = THREE_NAME_TEMPLATE.split(".")[0].replace("{0}, {1} and {2}", "").strip()  # "went to the {place}"
     assert not any(held_out.replace("{place}", "{PLACE}") in t for t in THREE_NAME_TEMPLATES)
+
+
+def test_composed_sentences_leave_older_corpora_unchanged():
+    """composed_fraction=0 (zoo-gelu-4l-dup's first corpus) draws what the code drew before the field existed."""
+    assert _corpus_digest(three_name_fraction=0.7) == "983a8c2fc50f571e"
+    assert _corpus_digest(genre_weights={"story": 1.0}, three_name_fraction=0.7) == "12d84abc26957e26"
+
+
+def _composed_sentences(split: str, n_docs: int = 80) -> list[dict]:
+    from interp_helpers.modelzoo.corpus import COMPOSED_TEMPLATE_ID
+
+    cfg = CorpusConfig(split=split, genre_weights={"story": 1.0}, three_name_fraction=0.7, composed_fraction=1.0)
+    out = []
+    for doc in iter_documents(cfg, 0, n_docs):
+        for sent in (s for s in doc.spans if s.labels.get("ioi_template") == COMPOSED_TEMPLATE_ID):
+            inside = sorted(
+                (s for s in doc.spans if sent.start <= s.start and s.end <= sent.end), key=lambda s: s.start
+            )
+            names = [(doc.text[s.start : s.end], s.labels.get("ioi_role")) for s in inside if "name" in s.labels]
+            starts = [s.start - sent.start for s in inside if "name" in s.labels]
+            roles = [s.labels["ioi_role"] for s in inside if "ioi_role" in s.labels]
+            out.append({"text": doc.text[sent.start : sent.end], "names": names, "starts": starts, "roles": roles})
+    return out
+
+
+def test_composed_sentences_answer_the_name_said_once():
+    from interp_helpers.modelzoo.corpus import composed_heldout
+
+    sentences = _composed_sentences("train")
+    assert len(sentences) > 100
+    sizes, split_clauses = Counter(), 0
+    for sent in sentences:
+        *prompt, (answer, ans_role) = sent["names"]
+        counts = Counter(name for name, _ in prompt)
+        assert ans_role == "ANS" and sent["roles"][-2:] == ["END", "ANS"], sent["text"]
+        assert counts[answer] == 1 and all(c >= 2 for n, c in counts.items() if n != answer), sent["text"]
+        assert dict(prompt)[answer] == "IO" and answer not in composed_heldout(), sent["text"]
+        sizes[len(counts)] += 1
+        # three names, the two repeats in different sentences (an aside), not "R1 and R2 gave"
+        split_clauses += len(counts) == 3 and "." in sent["text"][sent["starts"][-3] : sent["starts"][-2]]
+    assert set(sizes) == {2, 3} and 0.2 < split_clauses / sizes[3] < 0.6
+
+
+def test_composed_eval_split_answers_with_held_out_names_only():
+    from interp_helpers.modelzoo.corpus import composed_heldout
+
+    for sent in _composed_sentences("eval", 30):
+        assert sent["names"][-1][0] in composed_heldout()
+
+
+def _canonical(template: str, n_names: int) -> str:
+    """An ioi.py wording in the corpus' slot names."""
+    for old, new in (("{0}", "{N1}"), ("{1}", "{N2}"), ("{2}", "{N3}"), ("{y}", "{R2}"), ("{place}", "{PLACE}")):
+        template = template.replace(old, new)
+    template = template.replace("{x}", "{S}" if n_names == 2 else "{R1}")
+    return template.replace("a {obj}", "{A_OBJECT}").replace("{obj}", "{OBJECT}")
+
+
+def test_composed_sentences_never_say_an_evaluation_wording():
+    from interp_helpers.modelzoo import corpus
+    from interp_helpers.transformer_circuits import ioi
+
+    assert corpus.EVAL_ONLY_WORDINGS == (
+        _canonical(ioi.THREE_NAME_TEMPLATE, 3),
+        _canonical(ioi.SPLIT_THREE_NAME_TEMPLATE, 3),
+    )
+    for n_names, novel in ((2, ioi.NOVEL_TWO_NAME_TEMPLATES), (3, ioi.NOVEL_THREE_NAME_TEMPLATES)):
+        sayable = set(corpus.composed_templates(n_names)) | set(corpus.IOI_TEMPLATES + corpus.THREE_NAME_TEMPLATES)
+        assert len(sayable) > 50_000
+        assert not sayable & {_canonical(t, n_names) for t in novel}
+    rng = random.Random(0)
+    drawn = [corpus._composed_template(rng, 3, False) for _ in range(20_000)]
+    assert "went to the" not in " ".join(drawn)  # THREE_NAME_TEMPLATE's wording stays unseen
+    assert not any("sat down" in aside for aside in corpus.COMPOSED_ASIDES)  # SPLIT_THREE_NAME_TEMPLATE's aside

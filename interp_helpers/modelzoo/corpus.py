@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import itertools
 import random
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -227,6 +228,72 @@ THREE_NAME_TEMPLATES = (
     "Friends {N1}, {N2} and {N3} found {A_OBJECT} at the {PLACE}. {R1} and {R2} gave it to",
     "Once {N1}, {N2} and {N3} reached the {PLACE}, {R1} and {R2} sold {A_OBJECT} to",
     "{N1}, {N2} and {N3} left the {PLACE} together, and {R1} and {R2} sent {A_OBJECT} to",
+)
+COMPOSED_TEMPLATE_ID = len(IOI_TEMPLATES) + len(THREE_NAME_TEMPLATES)  # `ioi_template` of composed sentences
+
+# Transfer sentences composed from interchangeable parts (`CorpusConfig.composed_fraction`): an
+# opening that introduces two or three names, sometimes a sentence in which a repeated name does
+# something, then "{S} <verb> <object> to". Fixed templates teach fixed wordings (a model trained
+# on them alone failed when the object took "the"); parts that vary independently leave the rule,
+# "give to the name said once", as the one thing every sentence shares. The middle sentence puts
+# repeated names in different clauses, so "avoid the last clause's names" stops working.
+# {NAMES} is "{N1} and {N2}" or "{N1}, {N2} and {N3}"; an opening ends in "," (a subordinate
+# clause, the main clause follows) or "." (a connector may follow).
+COMPOSED_OPENINGS = (
+    "When {NAMES} went to the {PLACE},",
+    "After {NAMES} arrived at the {PLACE},",
+    "While {NAMES} were working at the {PLACE},",
+    "As {NAMES} left the {PLACE},",
+    "Once {NAMES} reached the {PLACE},",
+    "Before {NAMES} came back from the {PLACE},",
+    "When {NAMES} sat down in the {PLACE},",
+    "After {NAMES} walked to the {PLACE},",
+    "{NAMES} were at the {PLACE}.",
+    "Then, {NAMES} went to the {PLACE}.",
+    "Yesterday {NAMES} visited the {PLACE}.",
+    "{NAMES} had a long argument.",
+    "Friends {NAMES} met at the {PLACE}.",
+    "{NAMES} spent the day at the {PLACE}.",
+    "The next day, {NAMES} walked to the {PLACE} together.",
+    "{NAMES} found {A_OBJECT2} at the {PLACE}.",
+    "It was a quiet morning, and {NAMES} were at the {PLACE}.",
+    "{NAMES} looked for {A_OBJECT2} at the {PLACE}.",
+)
+# Three names never "went to the {PLACE}": `ioi.THREE_NAME_TEMPLATE`'s wording stays unseen, as in
+# THREE_NAME_TEMPLATES.
+_THREE_NAME_OPENINGS = tuple(o for o in COMPOSED_OPENINGS if "went to the" not in o)
+COMPOSED_CONNECTORS = ("", "Later, ", "Then ", "Afterwards, ", "In the evening, ", "After a while, ", "The next day, ")
+# What a repeated name does in the middle sentence (never "sat down": `ioi.SPLIT_THREE_NAME_TEMPLATE`
+# stays unseen wording).
+COMPOSED_ASIDES = (
+    "{R} was tired.",
+    "{R} looked around.",
+    "{R} bought {A_OBJECT2}.",
+    "{R} went home early.",
+    "{R} waved at everyone.",
+    "{R} kept quiet.",
+    "{R} found {A_OBJECT2}.",
+    "{R} read a book.",
+    "{R} called home.",
+)
+COMPOSED_OBJECTS = ("{A_OBJECT}", "the {OBJECT}", "it", "the new {OBJECT}", "her {OBJECT}", "the old {OBJECT}")
+COMPOSED_ENDINGS = (
+    "gave {OBJ} to",
+    "handed {OBJ} to",
+    "passed {OBJ} to",
+    "showed {OBJ} to",
+    "sold {OBJ} to",
+    "threw {OBJ} to",
+    "sent {OBJ} to",
+    "lent {OBJ} to",
+    "brought {OBJ} to",
+    "gave {OBJ} back to",
+    "decided to give {OBJ} to",
+    "wanted to give {OBJ} to",
+    "read {OBJ} to",
+    "said to",
+    "told a story to",
+    "offered {OBJ} to",
 )
 
 # Story sentences that are not IOI. Several end on the repeated name or on a third
@@ -596,7 +663,9 @@ LABEL_FIELDS: Mapping[str, tuple[str, ...] | None] = MappingProxyType(
         "topic": NODE_PATHS,  # leaf the paragraph is about, on every character of it
         "ioi_role": IOI_ROLES,
         "ioi_order": IOI_ORDERS,
-        "ioi_template": None,  # index into IOI_TEMPLATES (+ len(IOI_TEMPLATES) for THREE_NAME_TEMPLATES)
+        # index into IOI_TEMPLATES (+ len(IOI_TEMPLATES) for THREE_NAME_TEMPLATES); COMPOSED_TEMPLATE_ID for
+        # composed sentences
+        "ioi_template": None,
         "name": NAMES,  # which character a name token refers to (any story sentence)
         "sense": SENSES,
         "b64_class": B64_CLASSES,
@@ -696,6 +765,9 @@ class CorpusConfig:
     # share of the other story sentences that are three-name sentences (THREE_NAME_TEMPLATES); 0 keeps
     # the corpus of every model trained before they existed unchanged, draw for draw
     three_name_fraction: float = 0.0
+    # share of IOI and three-name sentences composed from parts (COMPOSED_*) instead of fixed
+    # templates; 0 keeps earlier corpora unchanged, draw for draw
+    composed_fraction: float = 0.0
     heldout_fraction: float = 0.25  # share of names held out per IOI template
     heldout_seed: int = 0  # kept apart from `seed` so every training seed shares one split
     # topics
@@ -726,6 +798,7 @@ class CorpusConfig:
         _check_interval("cast_size", self.cast_size, 3, len(NAMES))
         check_range("ioi_fraction", self.ioi_fraction, 0.0, 1.0)
         check_range("three_name_fraction", self.three_name_fraction, 0.0, 1.0)
+        check_range("composed_fraction", self.composed_fraction, 0.0, 1.0)
         check_range("heldout_fraction", self.heldout_fraction, 0.0, 0.5)
         if self.split == "eval":
             check_range("heldout_fraction (split='eval')", self.heldout_fraction, 2 / len(NAMES), 0.5)
@@ -944,6 +1017,98 @@ def _write_three_names(b: _Builder, rng: random.Random, cfg: CorpusConfig, cast:
     b.label(sent_start, b.n, ioi_template=len(IOI_TEMPLATES) + template)
 
 
+def compose_template(n_names: int, opening: str, aside: str | None, connector: str, ending: str, obj: str) -> str:
+    """One transfer template from COMPOSED_* parts, slots as in IOI_TEMPLATES / THREE_NAME_TEMPLATES.
+
+    Two names: {N1} {N2} introduced, {S} the repeated one. Three: {N1} {N2} {N3} introduced, {R1}
+    {R2} repeated. With an `aside`, the middle sentence names the first repeated name ({S} or {R1})
+    and the final clause only the last one, so the repeated names sit in different clauses. The
+    connector is used only after an opening or aside that ends a sentence.
+    """
+    text = opening.replace("{NAMES}", "{N1} and {N2}" if n_names == 2 else "{N1}, {N2} and {N3}")
+    if n_names == 2:
+        repeated, subject = "{S}", "{S}"
+    else:
+        repeated, subject = "{R1}", "{R2}" if aside else "{R1} and {R2}"
+    if aside:
+        text += " " + aside.replace("{R}", repeated)
+    if text.endswith("."):
+        subject = connector + subject
+    return f"{text} {subject} {ending.replace('{OBJ}', obj)}"
+
+
+def composed_templates(n_names: int) -> Iterator[str]:
+    """Every template `compose_template` can make for `n_names` (with repeats): what the corpus can say."""
+    openings = COMPOSED_OPENINGS if n_names == 2 else _THREE_NAME_OPENINGS
+    for parts in itertools.product(openings, (None, *COMPOSED_ASIDES), COMPOSED_CONNECTORS, COMPOSED_ENDINGS):
+        for obj in COMPOSED_OBJECTS if "{OBJ}" in parts[-1] else COMPOSED_OBJECTS[:1]:
+            yield compose_template(n_names, *parts, obj)
+
+
+def _composed_template(rng: random.Random, n_names: int, aside: bool) -> str:
+    """A random `compose_template` (the draws, in this order, make the shipped models' corpus)."""
+    opening = rng.choice(COMPOSED_OPENINGS if n_names == 2 else _THREE_NAME_OPENINGS)
+    aside_part = rng.choice(COMPOSED_ASIDES) if aside else None
+    connector = rng.choice(COMPOSED_CONNECTORS) if aside or opening.endswith(".") else ""
+    ending = rng.choice(COMPOSED_ENDINGS)
+    return compose_template(n_names, opening, aside_part, connector, ending, rng.choice(COMPOSED_OBJECTS))
+
+
+# Wordings a composed sentence must never take: the fixed templates (whose held-out names would
+# leak) and the evaluation-only wordings of `transformer_circuits.ioi` (tests check they match).
+EVAL_ONLY_WORDINGS = (
+    "{N1}, {N2} and {N3} went to the {PLACE}. {R1} and {R2} gave {A_OBJECT} to",
+    "{N1}, {N2} and {N3} went to the {PLACE}, and {R1} sat down. Later, {R2} gave {A_OBJECT} to",
+)
+_NEVER_COMPOSED = frozenset(IOI_TEMPLATES + THREE_NAME_TEMPLATES + EVAL_ONLY_WORDINGS)
+
+
+def composed_heldout(heldout_fraction: float = 0.25, heldout_seed: int = 0) -> frozenset[str]:
+    """Names that are never the answer of a composed sentence in training documents."""
+    check_range("heldout_fraction", heldout_fraction, 0.0, 0.5)
+    k = round(heldout_fraction * len(NAMES))
+    return frozenset(random.Random(f"heldout_composed:{heldout_seed}").sample(NAMES, k))
+
+
+def _write_composed(b: _Builder, rng: random.Random, cfg: CorpusConfig, cast: list[str], n_names: int) -> None:
+    """A composed transfer sentence and its answer, the one name said once: roles as `_write_three_names`."""
+    aside = rng.random() < 0.4
+    template = _composed_template(rng, n_names, aside)
+    while template in _NEVER_COMPOSED:
+        template = _composed_template(rng, n_names, aside)
+    held = composed_heldout(cfg.heldout_fraction, cfg.heldout_seed)
+    allowed = sorted(held) if cfg.split == "eval" else [n for n in NAMES if n not in held]
+    in_cast = [n for n in cast if n in allowed]
+    answer = rng.choice(in_cast or allowed)
+    others = rng.sample([n for n in (cast if len(cast) >= n_names else NAMES) if n != answer], n_names - 1)
+    introduced = others[:]
+    introduced.insert(rng.randrange(n_names), answer)
+    repeated = rng.sample(others, len(others))
+    obj, obj2 = rng.sample(OBJECTS, 2)
+    values = {
+        "PLACE": rng.choice(PLACES),
+        "OBJECT": obj,
+        "A_OBJECT": _with_article(obj),
+        "A_OBJECT2": _with_article(obj2),
+    }
+    names = {f"N{i + 1}": name for i, name in enumerate(introduced)}
+    names |= {"S": repeated[0]} if n_names == 2 else {"R1": repeated[0], "R2": repeated[1]}
+    sent_start = b.n
+    for text, is_slot in _pieces(template):
+        if is_slot and text in names:
+            name = names[text]
+            role = "IO" if name == answer else "S" if text.startswith("N") else "S2"
+            b.add(name, name=name, ioi_role=role)
+        else:
+            b.add(values[text] if is_slot else text)
+    end_word = _WORD.findall(b.parts[-1])[-1]
+    b.label(b.n - len(end_word), b.n, ioi_role="END")
+    b.add(" ")
+    b.add(answer, name=answer, ioi_role="ANS")
+    b.add(".")
+    b.label(sent_start, b.n, ioi_template=COMPOSED_TEMPLATE_ID)
+
+
 def _write_story_sentence(b: _Builder, rng: random.Random, cast: list[str]) -> None:
     a, bb, c = rng.sample(cast, 3)
     values = {"A": a, "B": bb, "C": c, "PLACE": rng.choice(PLACES)}
@@ -962,9 +1127,15 @@ def _story(b: _Builder, rng: random.Random, cfg: CorpusConfig) -> None:
         if i:
             b.add(" ")
         if rng.random() < cfg.ioi_fraction:
-            _write_ioi(b, _pick_ioi(rng, cfg, cast))
+            if cfg.composed_fraction and rng.random() < cfg.composed_fraction:  # no draw when 0
+                _write_composed(b, rng, cfg, cast, 2)
+            else:
+                _write_ioi(b, _pick_ioi(rng, cfg, cast))
         elif cfg.three_name_fraction and rng.random() < cfg.three_name_fraction:  # no draw when 0
-            _write_three_names(b, rng, cfg, cast)
+            if cfg.composed_fraction and rng.random() < cfg.composed_fraction:
+                _write_composed(b, rng, cfg, cast, 3)
+            else:
+                _write_three_names(b, rng, cfg, cast)
         else:
             _write_story_sentence(b, rng, cast)
 

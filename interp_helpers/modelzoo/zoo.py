@@ -276,6 +276,29 @@ def three_name_metrics(model: HookedTransformer, n_per_slot: int = 100, seed: in
 
 
 @torch.no_grad()
+def novel_wording_metrics(model: HookedTransformer, n: int = 60, seed: int = EVAL_SEED) -> dict[str, Any]:
+    """IOI and three-name accuracy on wordings no training sentence has (`ioi.NOVEL_*_TEMPLATES`), per wording.
+
+    The held-out templates of `ioi_metrics` test new names in trained wordings; these test the rule
+    itself: the same question asked in sentences the model has never read.
+    """
+    two = []
+    for template in ioi.NOVEL_TWO_NAME_TEMPLATES:
+        ds = ioi.two_name_dataset(model.tokenizer, n, template, seed)
+        two.append(float((ioi.two_name_logit_diff(model(ds.tokens), ds) > 0).float().mean()))
+    three = []
+    for template in ioi.NOVEL_THREE_NAME_TEMPLATES:
+        ds = ioi.three_name_dataset(model.tokenizer, max(n // 3, 1), seed, template)
+        three.append(float((ioi.three_name_choice(model(ds.tokens), ds) == ds.answer_slot).float().mean()))
+    return {
+        "novel_ioi_accuracy_by_wording": two,
+        "novel_three_name_accuracy_by_wording": three,
+        "novel_ioi_accuracy": sum(two) / len(two),
+        "novel_three_name_accuracy": sum(three) / len(three),
+    }
+
+
+@torch.no_grad()
 def three_name_acceptance(model: HookedTransformer) -> dict[str, Any]:
     """At least 90% in every slot, and within 5 points of each other: what a recency rule cannot do."""
     m = three_name_metrics(model)

@@ -329,6 +329,28 @@ THREE_NAME_TEMPLATE = "{0}, {1} and {2} went to the {place}. {x} and {y} gave a 
 # rule "avoid the names of the last clause" picks the middle-clause name instead. Unseen wording.
 SPLIT_THREE_NAME_TEMPLATE = "{0}, {1} and {2} went to the {place}, and {x} sat down. Later, {y} gave a {obj} to"
 
+# Wordings in no training sentence, built from the corpus' own words (so every word is a token the
+# model knows) in arrangements its fixed templates and composed parts never make: a model that
+# learned the rule, not the wordings, should still give to the name said once. Two-name rows
+# introduce {0} and {1} and repeat {x}; three-name rows as THREE_NAME_TEMPLATE. The last three-name
+# wording splits the repeated names across clauses. tests/test_corpus.py checks that the corpus
+# never produces any of them.
+NOVEL_TWO_NAME_TEMPLATES = (
+    "{0} and {1} liked the {place} very much, and then {x} gave the {obj} to",
+    "Everyone knew that {0} and {1} were at the {place}. {x} handed the {obj} to",
+    "{0} met {1} at the {place}, and {x} brought a {obj} to",
+    "{0} and {1} were tired after the long day at the {place}, so {x} passed the {obj} to",
+    "It was busy at the {place} when {0} and {1} arrived, and {x} showed a {obj} to",
+    "Nobody knew that {0} and {1} had been at the {place}. That afternoon {x} sent a {obj} to",
+)
+NOVEL_THREE_NAME_TEMPLATES = (
+    "{0}, {1} and {2} liked the {place} very much, and then {x} and {y} gave the {obj} to",
+    "Everyone knew that {0}, {1} and {2} were at the {place}. {x} and {y} handed the {obj} to",
+    "{0} met {1} and {2} at the {place}, and {x} and {y} brought a {obj} to",
+    "{0}, {1} and {2} were tired after the long day at the {place}, so {x} and {y} passed the {obj} to",
+    "It was busy at the {place} when {0}, {1} and {2} arrived. {x} went home, and {y} showed a {obj} to",
+)
+
 
 def three_name_text(
     introduced: tuple[str, str, str], answer_slot: int, place: str, obj: str, template: str = THREE_NAME_TEMPLATE
@@ -438,3 +460,47 @@ def three_name_directions(model: HookedTransformer, ds: ThreeNameDataset) -> Flo
     names = circuits.unembed_directions(model, ds.name_tokens)  # batch 3 d_model
     answer = names[torch.arange(len(ds)), ds.answer_slot]
     return answer - (names.sum(1) - answer) / 2
+
+
+@dataclass(frozen=True)
+class TwoNameDataset:
+    """Two-name prompts from any wording ({0} {1} introduced, {x} repeated), right-padded with BOS."""
+
+    tokens: Int[Tensor, "batch pos"]
+    end: Int[Tensor, " batch"]
+    io_token: Int[Tensor, " batch"]
+    s_token: Int[Tensor, " batch"]
+    texts: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+
+def two_name_dataset(tok: PreTrainedTokenizerFast, n: int, template: str, seed: int = 0) -> TwoNameDataset:
+    """`n` prompts of `template`, half with the answer introduced first (ABBA), half second (BABA)."""
+    check_range("n", n, 2, 10_000)
+    pool = [name for name in corpus.NAMES if name in usable_names(tok)]
+    rng = random.Random(f"two-names:{seed}")
+    ids, io, s, texts = [], [], [], []
+    for i in range(n):
+        a, b = rng.sample(pool, 2)  # a: the answer
+        first, second = (a, b) if i % 2 == 0 else (b, a)
+        text = template.format(first, second, x=b, place=rng.choice(corpus.PLACES), obj=rng.choice(corpus.OBJECTS))
+        ids.append([tok.bos_token_id] + tok.encode(text, add_special_tokens=False))
+        io.append(_single_token(tok, a))
+        s.append(_single_token(tok, b))
+        texts.append(text)
+    width = max(map(len, ids))
+    return TwoNameDataset(
+        tokens=torch.tensor([r + [tok.bos_token_id] * (width - len(r)) for r in ids]),
+        end=torch.tensor([len(r) - 1 for r in ids]),
+        io_token=torch.tensor(io),
+        s_token=torch.tensor(s),
+        texts=tuple(texts),
+    )
+
+
+def two_name_logit_diff(logits: Float[Tensor, "batch pos d_vocab"], ds: TwoNameDataset) -> Float[Tensor, " batch"]:
+    """IO logit minus S logit at END."""
+    end_logits = logits[torch.arange(len(ds)), ds.end]
+    return end_logits.gather(-1, ds.io_token[:, None])[:, 0] - end_logits.gather(-1, ds.s_token[:, None])[:, 0]
