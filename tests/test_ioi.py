@@ -264,3 +264,41 @@ def test_backup_direct_on_a_llama_shaped_model(clean, tok):
     assert one.growth[0, 1].isnan() and not one.growth[1].isnan().any()
     assert one.knocked_logit_diff != pytest.approx(one.logit_diff, abs=1e-6)
     assert not torch.allclose(one.head_direct_after[1], one.head_direct[1])  # layer 1 reads the knocked head
+
+
+@pytest.mark.parametrize("template", ioi.NOVEL_TWO_NAME_TEMPLATES)
+def test_two_name_prompts_repeat_the_subject_and_answer_the_other(tok, template):
+    ds = ioi.two_name_dataset(tok, 6, template, seed=3)
+    assert len(ds) == 6 and ds.tokens.shape[0] == 6
+    for row in range(6):
+        ids = ds.tokens[row, : ds.end[row] + 1].tolist()
+        io, s = int(ds.io_token[row]), int(ds.s_token[row])
+        # a name opening the text is its bare token ("Mary", not " Mary")
+        io_ids, s_ids = ({t, *tok.encode(tok.decode([t]).strip(), add_special_tokens=False)} for t in (io, s))
+        io_at = [i for i, t in enumerate(ids) if t in io_ids]
+        s_at = [i for i, t in enumerate(ids) if t in s_ids]
+        assert io != s and len(s_at) == 2 and len(io_at) == 1, ds.texts[row]
+        assert tok.decode(ids[1:]) == ds.texts[row] and (ds.tokens[row, ds.end[row] + 1 :] == tok.bos_token_id).all()
+        # ABBA on even rows, BABA on odd: the answer is mentioned first, then second
+        assert (io_at[0] < s_at[0]) == (row % 2 == 0)
+
+
+def test_two_name_logit_diff_reads_io_minus_s_at_end(tok):
+    ds = ioi.two_name_dataset(tok, 4, ioi.NOVEL_TWO_NAME_TEMPLATES[0])
+    logits = torch.zeros(4, ds.tokens.shape[1], tok.vocab_size)
+    logits[torch.arange(4), ds.end, ds.io_token] = torch.tensor([1.0, 2.0, 0.0, -1.0])
+    logits[torch.arange(4), ds.end - 1, ds.s_token] = 9.0  # not END: ignored
+    assert ioi.two_name_logit_diff(logits, ds).tolist() == [1.0, 2.0, 0.0, -1.0]
+    with pytest.raises(ValueError, match="parameter n="):
+        ioi.two_name_dataset(tok, 1, ioi.NOVEL_TWO_NAME_TEMPLATES[0])
+
+
+@pytest.mark.parametrize("template", ioi.NOVEL_THREE_NAME_TEMPLATES)
+def test_novel_three_name_wordings_build_datasets(tok, template):
+    ds = ioi.three_name_dataset(tok, 2, seed=1, template=template)
+    assert sorted(ds.answer_slot.tolist()) == [0, 0, 1, 1, 2, 2]
+    for row in range(len(ds)):
+        ids = ds.tokens[row].tolist()
+        bare = [tok.encode(tok.decode([int(t)]).strip(), add_special_tokens=False)[0] for t in ds.name_tokens[row]]
+        counts = [ids.count(int(t)) + ids.count(b) for t, b in zip(ds.name_tokens[row], bare, strict=True)]
+        assert counts[int(ds.answer_slot[row])] == 1 and sorted(counts) == [1, 2, 2], ds.texts[row]
