@@ -166,7 +166,12 @@ class SAE(nn.Module):
     architecture: ClassVar[str] = ""  # set by each subclass: its SAEConfig.architecture
     has_sparse_path: ClassVar[bool] = False  # forward(sparse=True) allowed (relu, topk)
     uses_auxk: ClassVar[bool] = False  # the loss includes aux_coeff * AuxK (topk, batchtopk)
-    encoder_init_scale: ClassVar[float] = 1.0  # W_enc starts as this x W_dec.T (relu: 0.1, see relu.py)
+    encoder_init_scale: ClassVar[float] = 1.0  # W_enc starts as this x W_dec.T
+    # Unit decoder rows throughout training (the parallel gradient removed, rows renormalised after each step),
+    # or, where False (relu), rows that start at norm `decoder_init_norm`, train freely under a norm-weighted
+    # penalty and are folded to unit norm when training ends (`finish_training_`); see relu.py for why.
+    unit_decoder_rows: ClassVar[bool] = True
+    decoder_init_norm: ClassVar[float] = 1.0
     _registry: ClassVar[dict[str, type[SAE]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -189,7 +194,7 @@ class SAE(nn.Module):
         if generator is None:
             generator = stream_generator(cfg.seed, "sae.init")
         W_dec = torch.randn(cfg.d_sae, cfg.d_in, generator=generator)
-        W_dec /= W_dec.norm(dim=-1, keepdim=True)
+        W_dec *= self.decoder_init_norm / W_dec.norm(dim=-1, keepdim=True)
         self.W_dec = nn.Parameter(W_dec)
         # Tied init (Gao et al.): each latent starts reading the direction it writes.
         self.W_enc = nn.Parameter(W_dec.T * self.encoder_init_scale)
@@ -309,6 +314,18 @@ class SAE(nn.Module):
         self.W_dec /= self.W_dec.norm(dim=-1, keepdim=True).clamp(min=1e-12)
 
     @torch.no_grad()
+    def fold_decoder_norms_(self) -> None:
+        """Rescale every decoder row to unit norm and its code by the inverse: the same function, unit rows.
+
+        W_dec[j] /= n_j, W_enc[:, j] *= n_j, b_enc[j] *= n_j, so code_j grows by n_j and code_j x W_dec[j]
+        (hence the reconstruction, and relu's norm-weighted L1) is unchanged.
+        """
+        norms = self.W_dec.norm(dim=-1).clamp(min=1e-12)
+        self.W_dec /= norms[:, None]
+        self.W_enc *= norms
+        self.b_enc *= norms
+
+    @torch.no_grad()
     def remove_parallel_grad_(self) -> None:
         """Project each decoder row's gradient onto the plane orthogonal to the row.
 
@@ -343,6 +360,12 @@ class SAE(nn.Module):
         """What `train_sae` does after each optimizer step and dead-count update (batchtopk, relu); default nothing."""
 
     @torch.no_grad()
+    def finish_training_(self, x: Float[Tensor, "batch d_in"]) -> None:
+        """What `train_sae` does once the last step is done, given the last batch: fold free decoder norms (relu)."""
+        if not self.unit_decoder_rows:
+            self.fold_decoder_norms_()
+
+    @torch.no_grad()
     def resample_dead_(
         self, x: Float[Tensor, "batch d_in"], generator: torch.Generator, optimizer: torch.optim.Optimizer | None = None
     ) -> int:
@@ -371,7 +394,9 @@ class SAE(nn.Module):
         alive = ~dead
         enc_norm = self.W_enc[:, alive].norm(dim=0).mean() if alive.any() else torch.tensor(1.0)
         index = dead.nonzero()[:, 0]
-        self.W_dec[index] = direction
+        # Free decoder rows (relu) restart at the alive rows' mean norm, so the penalty weighs them alike.
+        dec_norm = self.W_dec[alive].norm(dim=-1).mean() if alive.any() and not self.unit_decoder_rows else 1.0
+        self.W_dec[index] = direction * dec_norm
         self.W_enc[:, index] = direction.T * 0.2 * enc_norm
         self.b_enc[index] = 0.0
         self.tokens_since_fired[index] = 0

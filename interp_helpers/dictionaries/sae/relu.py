@@ -2,12 +2,11 @@
 
 codes = ReLU(pre), and the loss adds l1_coeff x sum_j |code_j| x ||W_dec row j||: weighting
 each code by its decoder norm stops the model from shrinking codes and growing decoder rows
-to dodge the penalty (the rows are renormalised to 1 after each step anyway). Dead latents
+to dodge the penalty, so the rows can train with free norms: they start at norm 0.1 (encoder
+tied, W_dec.T) and are folded to unit norm, codes rescaled to match, when training ends
+(`SAE.finish_training_`); see the comment in `ReLUSAE` for why. Dead latents
 can be resampled toward badly reconstructed inputs every `resample_every` steps
 (`SAE.resample_dead_`).
-
-The encoder starts at 0.1 x W_dec.T, not W_dec.T (`encoder_init_scale`; Anthropic's April 2024
-update and SAELens start both at norm 0.1): see the comment in `ReLUSAE`.
 
 Training runs a sparse path when the codes are sparse enough: at most RELU_SPARSE_MAX_DENSITY
 of the [batch, d_sae] codes nonzero. Then every product the loss and its gradients need is a
@@ -37,23 +36,25 @@ RELU_SPARSE_MAX_DENSITY = 0.15
 
 
 class ReLUSAE(SAE):
-    """ReLU codes, L1 penalty weighted by decoder norms, optional resampling of dead latents."""
+    """ReLU codes, L1 penalty weighted by decoder norms (free while training), optional resampling of dead latents."""
 
     architecture = "relu"
     has_sparse_path = True
-    # Why 0.1 and not the tied W_dec.T (issue #18). Adam moves every weight by about lr per
-    # step whatever its size, so a direction turns by about lr x sqrt(d_in) / ||column||
-    # radians a step: a unit-norm encoder column at lr 1e-3 turns ten times slower than one of
-    # norm 0.1. Under L1, codes fire only where the encoder's direction already points (b_enc
-    # goes negative in the first steps), so the decoder row learns the mean of the inputs its
-    # random starting direction selects, and both stay where they started: on SAELens'
-    # synthetic benchmark our decoder ended at MCC 0.89 with its own initialisation and 0.34
-    # with the true features (SAELens, encoder and decoder at norm 0.1: 0.70). Rescaling the
-    # decoder alone does not help (unit rows without renormalisation stay stuck too); a small
-    # encoder does, and the decoder keeps its unit rows. TopK does not need it: its codes are
-    # chosen by rank, not against a bias the penalty drives down, and it learns as it is.
-    # tests/test_sae.py::test_relu_learns_planted_directions fails with 1.0.
-    encoder_init_scale = 0.1
+    # Decoder rows start at norm 0.1, train with free norms and are folded to unit norm at the end; the
+    # encoder starts tied, W_dec.T, so also at norm 0.1 (Anthropic's April 2024 update, SAELens' standard SAE).
+    # Issue #18: with unit rows renormalised after every step (and the encoder at 0.1 x W_dec.T) our ReLU died at
+    # high L1: on SAELens' synthetic bench, l1_coeff 1.3 left 47% of latents dead, 1.5 and above all of them,
+    # where SAELens kept all alive at 2.0. Why: Adam moves each weight by about lr a step whatever its size, so
+    # a row of norm n turns by about lr x sqrt(d_in) / n radians a step. At init a random direction is worth
+    # less to the reconstruction than the L1 it costs (2 |r . d| < l1_coeff on nearly every latent), so every
+    # latent's gradient says "shrink": the encoder's small weights (0.1 / sqrt(d_in) each) fall to about zero
+    # and b_enc below it within some 20 steps at lr 1e-3, the codes to 0 and with them every gradient. A latent
+    # survives only if its decoder row turns toward the data first, and a unit row turns ten times slower than
+    # a row of norm 0.1. With free rows the L1 can also shrink a row's norm instead of switching the latent
+    # off. The weighted penalty, sum_j code_j x ||W_dec[j]||, makes the norm a matter of parametrisation only.
+    # tests/test_sae.py::test_relu_survives_a_strong_l1 fails with unit rows.
+    unit_decoder_rows = False
+    decoder_init_norm = 0.1
 
     def _activate(self, pre: Float[Tensor, "batch d_sae"]) -> Float[Tensor, "batch d_sae"]:
         return torch.relu(pre)

@@ -95,15 +95,18 @@ def train_sae(
             out = sae(x, sparse=sparse) if forward is None else forward(sae, x)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
-            sae.remove_parallel_grad_()
+            if sae.unit_decoder_rows:
+                sae.remove_parallel_grad_()
             optimizer.step()
-            sae.set_decoder_norm_to_unit_()
+            if sae.unit_decoder_rows:
+                sae.set_decoder_norm_to_unit_()
             sae.update_dead_counts_(out.fired, x.shape[0])
             sae.after_step_(x, out, step, generator, optimizer)
             if step % log_every == 0 or step == cfg.steps - 1:
                 row = _log_row(step, x, out, sae)
                 history.append(row)
                 bar.set_postfix(mse=f"{row['mse']:.4g}", L0=f"{row['l0']:.1f}", dead=f"{row['dead_fraction']:.2f}")
+    sae.finish_training_(x)
     sae.eval()
     return sae, history
 
