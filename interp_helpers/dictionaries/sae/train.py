@@ -9,11 +9,15 @@ first batch (Bricken et al. 2023). Each step, whatever the architecture:
     update dead-latent counters
     sae.after_step_(...)                                  BatchTopK's threshold, ReLU's resampling
 
+and once at the end `sae.finish_training_(last batches)`: ReLU folds its free decoder norms into
+unit rows, BatchTopK sets its eval threshold under the final weights.
+
 TopK and ReLU train on their sparse paths (`SAE.forward(sparse=True)`).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -25,6 +29,11 @@ from tqdm.auto import tqdm
 from interp_helpers.core.validation import check_range, stream_generator
 from interp_helpers.dictionaries.sae.base import SAE, SAEConfig
 from interp_helpers.dictionaries.sae.metrics import explained_variance
+
+# `SAE.finish_training_` gets the last training batches, at least this many rows where the run had them:
+# BatchTopK sets its eval threshold on them under the final weights (one batch of 128 rows x k 4 left eval
+# L0 anywhere in 3.3-4.7; see batchtopk.py).
+FINISH_ROWS = 8192
 
 
 def iterate_batches(data: Float[Tensor, "n d_in"], batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
@@ -48,8 +57,10 @@ def train_sae(
 
     Adam (0.9, 0.999) with optional linear warmup; b_dec starts at the first batch's
     geometric median. Each step: forward, backward, remove_parallel_grad_, Adam step,
-    renormalise the decoder, update dead-latent counters (and the BatchTopK threshold),
-    resample dead latents (relu, every `resample_every` steps). TopK and ReLU train with
+    renormalise the decoder (both skipped for relu's free rows), update dead-latent counters
+    (and the BatchTopK threshold), resample dead latents (relu, every `resample_every` steps).
+    At the end, `sae.finish_training_` on the last FINISH_ROWS or more training rows (relu:
+    unit decoder rows; batchtopk: the eval threshold). TopK and ReLU train with
     `sparse=True` (see `SAE.forward`). Training stops early if `batches` runs out. History
     rows, every `log_every` steps and at the last: step, loss, mse, explained_variance, l0,
     dead_fraction, all on that step's batch. Bit-identical for a seed and the same batches
@@ -82,6 +93,7 @@ def train_sae(
     )
     sae.train()
     x = first
+    recent: deque[Tensor] = deque()  # the last batches, FINISH_ROWS rows or more, for finish_training_
     with torch.enable_grad():
         for step in bar:
             if step > 0:
@@ -92,6 +104,9 @@ def train_sae(
             if cfg.warmup_steps:
                 for group in optimizer.param_groups:
                     group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+            recent.append(x)
+            while sum(batch.shape[0] for batch in recent) - recent[0].shape[0] >= FINISH_ROWS:
+                recent.popleft()
             out = sae(x, sparse=sparse) if forward is None else forward(sae, x)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
@@ -106,7 +121,7 @@ def train_sae(
                 row = _log_row(step, x, out, sae)
                 history.append(row)
                 bar.set_postfix(mse=f"{row['mse']:.4g}", L0=f"{row['l0']:.1f}", dead=f"{row['dead_fraction']:.2f}")
-    sae.finish_training_(x)
+    sae.finish_training_(torch.cat(list(recent)) if recent else x)
     sae.eval()
     return sae, history
 
