@@ -201,6 +201,47 @@ def test_generic_sites_by_position_match(name, variant):
     torch.testing.assert_close(ours.view(2, POS, heads), reference, atol=1e-5, rtol=0)
 
 
+class SharedSetup(Setup):
+    """Corrupted prompts that differ from the clean ones at positions 3 and 5 only, as IOI's ABC prompts differ
+    at the names: before position 3 every activation is the same in both runs, and so are layer 0's inputs at
+    the unchanged positions. Those sites are skipped, and all-positions sites start at position 3."""
+
+    def __init__(self, variant: str):
+        super().__init__(variant)
+        self.corrupted = self.clean.clone()
+        self.corrupted[:, [3, 5]] = (self.clean[:, [3, 5]] + 7) % 60
+        with torch.no_grad():
+            self.corrupted_logits = self.model(self.corrupted)
+
+
+@functools.cache
+def shared_setup(variant: str) -> SharedSetup:
+    return SharedSetup(variant)
+
+
+@pytest.mark.parametrize("variant", ["gelu", "rotary", "llama"])
+@pytest.mark.parametrize("metric_kind", ["position", "plain"])
+def test_prompts_sharing_a_prefix_match_and_skip_it(variant, metric_kind, monkeypatch):
+    s = shared_setup(variant)
+    metric = s.metric if metric_kind == "position" else s.plain_metric
+    starts = []
+    run_chunk = patching._run_chunk
+    monkeypatch.setattr(patching, "_run_chunk", lambda *args, **kw: starts.append(args[6]) or run_chunk(*args, **kw))
+    corrupted_value = s.plain_metric(s.corrupted_logits).item()
+    for kind in _kinds(variant):
+        starts.clear()
+        ours = KINDS[kind][0](s.model, s.corrupted, s.cache, metric, max_batch=5, progress=False)
+        reference = s.reference(kind)
+        torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+        assert reference.std() > 1e-3
+        if kind.endswith("by_pos"):  # nothing before position 3 changes: the corrupted value, without a forward
+            torch.testing.assert_close(ours[:, :3], torch.full_like(ours[:, :3], corrupted_value), atol=1e-6, rtol=0)
+            assert min(starts) >= 3, (kind, starts)
+        else:  # every head's rows start at the first changed position
+            assert min(starts) == 3, (kind, starts)
+    assert circuits.hooks_attached(s.model) == 0
+
+
 def _naive(s: Setup, site: patching.Site) -> float:
     """One forward with one hook that copies the clean activation in, as a for loop over sites would do it."""
 
