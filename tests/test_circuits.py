@@ -169,6 +169,29 @@ def test_batched_ablation_matches_one_forward_per_head(kind, arch):
     assert circuits.hooks_attached(model) == 0
 
 
+@pytest.mark.parametrize("arch", [*ARCHS, "shortformer"])
+@pytest.mark.parametrize("kind", circuits.ABLATIONS)
+def test_ablating_chosen_heads_matches_every_head(kind, arch):
+    """`heads=` starts each head's rows at its layer; the chosen heads get the same losses, the others NaN."""
+    model = _model(**ARCHS.get(arch, dict(positional_embedding_type="shortformer")))
+    tokens, second = _tokens(3, seed=1)
+    mean_tokens, _ = _tokens(5, seed=2)
+    every = circuits.ablate_each_head(model, tokens, second, kind, mean_tokens, progress=False)
+    chosen = [(1, 3), (0, 1), (1, 0)]
+    some = circuits.ablate_each_head(
+        model, tokens, second, kind, mean_tokens, max_batch=4, progress=False, heads=chosen
+    )
+    assert some.clean == pytest.approx(every.clean, abs=1e-5)
+    picked = torch.zeros(2, 4, dtype=torch.bool)
+    picked[tuple(zip(*chosen))] = True
+    torch.testing.assert_close(some.ablated[picked], every.ablated[picked], atol=1e-5, rtol=0)
+    assert some.ablated[~picked].isnan().all()
+    assert every.increase[picked].abs().max() > 1e-4
+    with pytest.raises(ValueError, match="head"):
+        circuits.ablate_each_head(model, tokens, heads=[(0, 4)], progress=False)
+    assert circuits.hooks_attached(model) == 0
+
+
 def test_ablation_all_targets_and_hooks_removed_after_error():
     model = _model()
     tokens, _ = _tokens(2, seed=3)

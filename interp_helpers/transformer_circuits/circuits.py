@@ -30,6 +30,7 @@ three or more times detect_head counts every earlier occurrence, induction.py on
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import einops
@@ -262,6 +263,7 @@ def ablate_each_head(
     mean_tokens: Int[Tensor, "mean_batch pos"] | None = None,
     max_batch: int | None = None,
     progress: bool = True,
+    heads: Sequence[tuple[int, int]] | None = None,
 ) -> HeadAblation:
     """Loss with each head ablated alone, all heads in one stacked batch.
 
@@ -273,10 +275,16 @@ def ablate_each_head(
     rows, was the fastest on a CPU: bigger chunks fall out of cache. `mean_tokens` (default `tokens`)
     supplies the mean activations for kind="mean". Logits are computed only at the
     targets in `loss_mask`. A tqdm bar appears after 3 s.
+
+    `heads` (default: every head) ablates only those (layer, head) pairs, NaN elsewhere in
+    `ablated`: a 30-layer model with 270 heads cannot afford them all. Their rows start at
+    their own layer, from the unablated run's residual stream there (`_ablate_chosen_heads`).
     """
     max_batch = max(1, MAX_TOKENS // tokens.shape[1]) if max_batch is None else max_batch
     check_range("max_batch", max_batch, 1)
     values = ablation_values(model, tokens if mean_tokens is None else mean_tokens, kind)
+    if heads is not None:
+        return _ablate_chosen_heads(model, tokens, _loss_mask(tokens, loss_mask), values, heads, max_batch, progress)
     batch, n_heads = tokens.shape[0], model.cfg.n_heads
     n_variants = model.cfg.n_layers * n_heads + 1
     targets = _loss_mask(tokens, loss_mask)
@@ -300,6 +308,57 @@ def ablate_each_head(
         counts.index_add_(0, variant, mask.sum(-1).double())
     losses = (sums / counts).float()
     return HeadAblation(losses[0].item(), losses[1:].view(model.cfg.n_layers, n_heads))
+
+
+def _ablate_chosen_heads(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    targets: Bool[Tensor, "batch target_pos"],
+    values: list[Float[Tensor, "pos head_index d_head"]],
+    heads: Sequence[tuple[int, int]],
+    max_batch: int,
+    progress: bool,
+) -> HeadAblation:
+    """`ablate_each_head` for chosen heads: each head's rows join at its layer (the layers before it are the
+    unablated run's, the same for every head), a layer's heads stacked along the batch."""
+    n_layers, n_heads, batch = model.cfg.n_layers, model.cfg.n_heads, tokens.shape[0]
+    for layer, head in heads:
+        check_range("heads[].layer", layer, 0, n_layers - 1)
+        check_range("heads[].head", head, 0, n_heads - 1)
+    final = f"blocks.{n_layers - 1}.hook_resid_post"
+    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("hook_resid_pre") or name == final)
+    _, _, shortformer, attention_mask = model.input_to_embed(tokens)
+    ablated = torch.full((n_layers, n_heads), float("nan"))
+    chosen = sorted(set(map(tuple, heads)))
+    blocks = [(layer, head, row) for layer, head in chosen for row in range(batch)]  # one row per (head, prompt)
+    sums = torch.zeros(n_layers, n_heads, dtype=torch.float64)
+    for start in tqdm(range(0, len(blocks), max_batch), desc="ablating heads", delay=3.0, disable=not progress):
+        chunk = blocks[start : start + max_batch]
+        for layer in sorted({layer for layer, _, _ in chunk}):  # one forward per layer in the chunk
+            part = [(h, r) for l, h, r in chunk if l == layer]
+            head_idx, row = torch.tensor([h for h, _ in part]), torch.tensor([r for _, r in part])
+            ablate = head_idx[:, None] == torch.arange(n_heads)[None, :]
+            hook = functools.partial(replace_heads_hook, ablate=ablate, value=values[layer])
+            kwargs = {}
+            if shortformer is not None:
+                kwargs["shortformer_pos_embed"] = shortformer[row]
+            if attention_mask is not None:
+                kwargs["attention_mask"] = attention_mask[row]
+            resid = model.run_with_hooks(
+                cache[f"blocks.{layer}.hook_resid_pre"][row],
+                start_at_layer=layer,
+                stop_at_layer=n_layers,
+                fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)],
+                **kwargs,
+            )
+            loss = _target_loss(model, resid, tokens[row], targets[row]).double()
+            owner = head_idx[:, None].expand_as(targets[row])[targets[row]]
+            sums[layer].index_add_(0, owner, loss)
+    counts = targets.sum().double()
+    for layer, head in chosen:
+        ablated[layer, head] = (sums[layer, head] / counts).float()
+    clean = _target_loss(model, cache[final], tokens, targets).double().mean().float().item()
+    return HeadAblation(clean, ablated)
 
 
 @torch.no_grad()
