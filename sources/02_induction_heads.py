@@ -21,11 +21,19 @@
 # The model is `zoo-attn-only-2l` (2 layers, 4 heads each, no MLPs, d_model = 64), trained by
 # `workbook train-zoo zoo-attn-only-2l` on our corpus plus rows of random tokens with a repeated segment. Positions enter only the queries and keys ("shortformer"
 # embeddings), so the residual stream carries tokens alone and the weight-reading sections stay clean.
+#
+# **A real model.** `model_name="smollm2-135m-instruct-q4"` runs the same sections on SmolLM2-135M-Instruct (4-bit
+# weights; 30 layers x 9 heads, grouped-query attention, rotary positions, RMSNorm, MLPs; notebook 06 goes further).
+# "Layer 0" and "layer 1" become the best previous-token head's layer and the best induction head's, and the costly
+# parts shrink to what a 2-core CPU affords: 8 rows (16 in default mode), OV circuits over 1,000 random tokens of its
+# 49,135, head ablation on the induction head's layer and the previous-token head (default mode: every head of the
+# layers between them). The phase change needs a training log and is skipped; the checks assert what was measured on
+# this model. About 90 s in fast mode and 3 minutes in default mode with one torch thread on a busy 2-core machine.
 
 # %% tags=["parameters"]
 seed: int = 0  # 0 <= seed < 2**32; picks the repeated random-token rows (the model itself is fixed)
 fast: bool = False  # fewer rows and a smaller cross-check; every section and check still runs
-model_name: str = "zoo-attn-only-2l"  # a 2-layer attention-only model; attn-only-2l (TransformerLens) needs a network
+model_name: str = "zoo-attn-only-2l"  # model_name in ("zoo-attn-only-2l", "smollm2-135m-instruct-q4", "attn-only-2l"); the zoo's 2-layer attention-only model, the real SmolLM2-135M (4-bit, 30 layers: costly sections on a subset) or attn-only-2l (TransformerLens, needs a network)
 seq_len: int = 64  # 2 * segment_min + 2 <= seq_len <= 4096; tokens per row, BOS included (at most the model's n_ctx)
 n_prompts: int = 128  # 4 <= n_prompts <= 4096; rows of repeated random tokens (fast: at most 32)
 segment_min: int = 8  # 2 <= segment_min <= 1000; shortest repeated segment (tokens)
@@ -51,16 +59,20 @@ from interp_helpers.checkers import Exercises
 from interp_helpers.checkers import induction as checks
 from interp_helpers.modelzoo import zoo
 from interp_helpers.modelzoo.models import ZOO_DIR, load_model
+from interp_helpers.modelzoo.real_model import NAME as REAL_MODEL
 from interp_helpers.modelzoo.tokenizer import ordinary_tokens
 from interp_helpers.transformer_circuits import attention_view, circuits, figures, induction
 
 check_parameters("02", globals())  # the conditions declared in the parameters cell
 ex = Exercises("02")
-check_range("view_row", view_row, 0, min(n_prompts, 32 if fast else n_prompts) - 1)  # fast mode keeps 32 rows
+real = model_name == REAL_MODEL  # 30 layers x 9 heads: per-head loops run on the layers that matter
+kept = min(n_prompts, 32) if fast else n_prompts  # fast mode keeps 32 rows
+if real:
+    kept = min(kept, 8 if fast else 16)  # the real model keeps 8 (fast) or 16: a forward of 8 rows takes about 1 s
+check_range("view_row", view_row, 0, kept - 1)
 if retrain:
     check_choice("model_name (with retrain=True)", model_name, list(zoo.ZOO))
-if fast:
-    n_prompts = min(n_prompts, 32)
+n_prompts = kept
 torch.set_grad_enabled(False)  # only the optional retraining needs gradients
 _ = seed_everything(seed)
 model = load_model(model_name)
@@ -158,7 +170,9 @@ figures.token_loss_figure(
 # %% [markdown]
 # **Takeaway.** The first copy costs about as much as a uniform guess, or a little more: the model expects tokens to
 # recur, so it spreads some probability over the tokens it has already seen, which on a first copy are always wrong.
-# The paper's models show the same "in-context" bet on natural text.
+# The paper's models show the same "in-context" bet on natural text. SmolLM2 (seed 0, fast mode) pays 14.0 nats on
+# the first copy, more than a uniform guess over its 49,135 tokens (10.8), and 2.8 on the second: it copies, less
+# sharply than the zoo model, which saw such rows in training.
 
 # %% [markdown]
 # ## 2 · The phase change
@@ -196,7 +210,7 @@ if has_log:
     record("phase_start_step", phase_start)
     record("phase_end_step", phase_end)
 else:
-    print(f"{model_name} has no training log; skipping the phase change")
+    print(f"{model_name} has no training log (only the zoo's models keep one): the phase change is skipped")
 
 # %% [markdown]
 # **Look.** Three panels on one time axis; the dotted line is the middle of the window found above.
@@ -321,14 +335,25 @@ scores = {
     "duplicate_token": torch.stack([induction.duplicate_token_score(p, earlier) for p in patterns]),
     "induction": torch.stack([induction_scores(p, earlier) for p in patterns]),
 }
-prev_head = int(scores["previous_token"][0].argmax())  # layer 0
-ind_layer, ind_head = divmod(int(scores["induction"][1:].argmax()), model.cfg.n_heads)
+n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+ind_layer, ind_head = divmod(int(scores["induction"][1:].argmax()), n_heads)
 ind_layer += 1
-best_prev, best_ind = scores["previous_token"][0, prev_head].item(), scores["induction"][ind_layer, ind_head].item()
-print(f"previous-token head L0H{prev_head}: {best_prev:.2f};  induction head L{ind_layer}H{ind_head}: {best_ind:.2f}")
+# the best previous-token head before the induction head's layer (the zoo model: layer 0)
+prev_layer, prev_head = divmod(int(scores["previous_token"][:ind_layer].argmax()), n_heads)
+best_prev = scores["previous_token"][prev_layer, prev_head].item()
+best_ind = scores["induction"][ind_layer, ind_head].item()
+print(
+    f"previous-token head L{prev_layer}H{prev_head}: {best_prev:.2f};  induction head L{ind_layer}H{ind_head}: {best_ind:.2f}"
+)
 record("prev_token_score", best_prev)
 record("induction_score", best_ind)
-figures.head_score_heatmaps(scores, "Layer 0 looks back one token; layer 1 does prefix matching").show()
+figures.head_score_heatmaps(
+    scores,
+    f"Previous-token heads (L{prev_layer}H{prev_head} best) come before the prefix-matching heads (L{ind_layer}H{ind_head})"
+    if real
+    else "Layer 0 looks back one token; layer 1 does prefix matching",
+    height=20 * n_layers + 120 if real else 300,
+).show()
 
 # %% [markdown]
 # **Cross-check with TransformerLens.** `transformer_lens.head_detector.detect_head` measures the same three kinds of
@@ -338,12 +363,13 @@ figures.head_score_heatmaps(scores, "Layer 0 looks back one token; layer 1 does 
 # random BPE fragments do not, so the cross-check draws its rows from the corpus words that are single tokens.)
 
 # %%
-n_check = 4 if fast else 16
+n_check = (2 if fast else 4) if real else (4 if fast else 16)
+check_len = seq_len - 1 if real else model.cfg.n_ctx - 1  # detect_head wants fewer than n_ctx tokens
 check_rep = induction.repeated_random_tokens(
     zoo.token_pool(model.tokenizer),  # whole words with a leading space: they survive decode -> re-tokenize
     n_check,
-    model.cfg.n_ctx - 1,  # detect_head wants fewer than n_ctx tokens
-    (segment_min, min(segment_max, (model.cfg.n_ctx - 2) // 2)),
+    check_len,
+    (segment_min, min(segment_max, (check_len - 1) // 2)),
     model.tokenizer.bos_token_id,
     torch.Generator().manual_seed(seed),
 )
@@ -365,7 +391,9 @@ figures.agreement_scatter(
 # **Takeaway.** One layer-0 head attends mostly to the previous token and the layer-1 heads do prefix matching;
 # no head is a duplicate-token head, which a two-layer model doing induction does not need. The paper's 2-layer model
 # has one previous-token head and two induction heads; ours spreads the previous-token job over more than one layer-0
-# head (the heatmap shows the shares) and makes several layer-1 heads induction heads.
+# head (the heatmap shows the shares) and makes several layer-1 heads induction heads. SmolLM2 has the same roles deep
+# inside: previous-token heads (L16H0 0.91 is the best before the induction heads) and about ten induction heads
+# scoring above 0.3 in layers 17-24, the best L18H6 (0.91).
 
 # %% [markdown]
 # ## 4 · Attention patterns, up close
@@ -376,10 +404,10 @@ figures.agreement_scatter(
 # exported notebook.)
 
 # %%
-display(attention_view.attention_heads(model, rep.tokens[view_row], layer=0))
+display(attention_view.attention_heads(model, rep.tokens[view_row], layer=prev_layer))
 
 # %%
-display(attention_view.attention_heads(model, rep.tokens[view_row], layer=1))
+display(attention_view.attention_heads(model, rep.tokens[view_row], layer=ind_layer))
 
 # %% [markdown]
 # ## 5 · Reading the weights: the OV circuit copies
@@ -433,13 +461,15 @@ copying_eigen_score = ex.check(checks.copying_eigen_score, copying_eigen_score)
 # rows use.
 
 # %%
-W_E, W_U = model.W_E[pool], model.W_U[:, pool]  # restricted to the pool (no BOS)
-eigen = torch.stack(
-    [copying_eigen_score(W_E, model.W_V[layer], model.W_O[layer], W_U) for layer in range(model.cfg.n_layers)]
-)
+ov_pool = pool  # the real model: 1,000 tokens drawn from its 49,135 (a full circuit would be 49,135^2 per head)
+if real:
+    ov_pool = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:1000]].sort().values
+W_E, W_U = model.W_E[ov_pool], model.W_U[:, ov_pool]  # restricted to the pool (no BOS)
+W_V, W_O = model.W_V, model.W_O  # [layer, head_index, ...]; TransformerLens stacks every layer's on each access
+eigen = torch.stack([copying_eigen_score(W_E, W_V[layer], W_O[layer], W_U) for layer in range(model.cfg.n_layers)])
 top_k = torch.stack(
     [
-        circuits.diagonal_top_k_accuracy(circuits.full_ov_circuit(model, layer, pool), k=5)
+        circuits.diagonal_top_k_accuracy(circuits.full_ov_circuit(model, layer, ov_pool), k=5)
         for layer in range(model.cfg.n_layers)
     ]
 )
@@ -449,10 +479,13 @@ print(
     f"top-{copying.k} accuracy {copying.top_k[ind_layer, ind_head]:.2f}"
 )
 record("induction_head_copying_eigen", copying.eigen[ind_layer, ind_head])
+induction_heads = [(l, h) for l in range(1, n_layers) for h in range(n_heads) if scores["induction"][l, h] >= 0.3]
+shown_layers = sorted({prev_layer, ind_layer} | {l for l, _ in induction_heads}) if real else None  # bars: 270 heads
 figures.head_bars(
     {"eigenvalue score": copying.eigen, f"top-{copying.k} diagonal accuracy": copying.top_k},
-    "Layer-1 heads copy the token they attend to",
+    "Induction heads copy the token they attend to" if real else "Layer-1 heads copy the token they attend to",
     "score",
+    layers=shown_layers,
 ).show()
 
 # %% [markdown]
@@ -464,6 +497,14 @@ figures.head_bars(
 # to move a token's identity to the next position, not to predict it as the next token). These numbers ignore
 # LayerNorm (as Elhage et al. do), so they are a reading of the weights, not of the running model; section 8 measures
 # the running model's direct effect on the logits.
+#
+# **On SmolLM2 the reading is mixed.** The best induction head's circuit copies (eigenvalue score 0.41, top-5 accuracy
+# 0.05 of 1,000 tokens, ten times chance), and one later induction head copies almost perfectly (L22H7: 0.95, 0.60);
+# but several (L20H6, L23H2, L23H7) are *anti*-copying (eigenvalue scores -0.4 to -0.6): they attend like induction
+# heads and push the attended token down, the signature of copy suppression. The previous-token head L16H0 does not
+# copy (-0.08). The weights skip RMSNorm's scales (folding them in moves the scores by up to 0.6 but keeps the signs of
+# the clear cases), and 30 layers of MLPs sit between a head and the logits, so this is a weaker reading than in the
+# attention-only zoo model.
 
 # %% [markdown]
 # ## 6 · Composition: which layer-0 head feeds which layer-1 head
@@ -517,30 +558,38 @@ k_composition_scores = ex.check(checks.k_composition_scores, k_composition_score
 # $W_{OV,1}$ in place of $W_{QK,1}^\top$), and random pairs for scale.
 
 # %%
-ov_0, qk_1, ov_1 = model.OV[0].AB, model.QK[1].AB, model.OV[1].AB  # [head_index, d_model, d_model] each
+# the previous-token head's layer and the induction head's (the zoo model: 0 and 1); [head_index, d_model, d_model] each
+ov_0, qk_1, ov_1 = model.OV[prev_layer].AB, model.QK[ind_layer].AB, model.OV[ind_layer].AB
 composition = {
     "q": circuits.composition_score(ov_0, qk_1),
     "k": k_composition_scores(ov_0, qk_1),
     "v": circuits.composition_score(ov_0, ov_1),
 }  # each [layer-0 head, layer-1 head]
 random_scores = circuits.composition_baseline(
-    model.cfg.d_model, model.cfg.d_head, 200 if fast else 1000, torch.Generator().manual_seed(seed)
-)
+    model.cfg.d_model, model.cfg.d_head, 100 if real else 200 if fast else 1000, torch.Generator().manual_seed(seed)
+)  # the real model: 100 pairs (each pair is two 576 x 576 matrices)
 baseline_mean, baseline_p95 = random_scores.mean().item(), random_scores.quantile(0.95).item()
 k_comp = composition["k"]
 writer, reader = divmod(int(k_comp.argmax()), k_comp.shape[1])  # the strongest of all layer-0 -> layer-1 pairs
 pair_k = k_comp[writer, reader].item()
 print(
-    f"strongest K-composition of all {k_comp.numel()} pairs: L0H{writer} -> L1H{reader}, {pair_k:.3f} "
+    f"strongest K-composition of all {k_comp.numel()} pairs: L{prev_layer}H{writer} -> L{ind_layer}H{reader}, {pair_k:.3f} "
     f"(Q {composition['q'][writer, reader]:.3f}, V {composition['v'][writer, reader]:.3f}; "
     f"random pairs: mean {baseline_mean:.3f}, 95th percentile {baseline_p95:.3f})"
 )
 print(
-    f"L1H{reader}'s induction score {scores['induction'][1, reader]:.2f}; the top-scoring induction head "
-    f"L1H{ind_head} reads L0H{prev_head} with K-composition {k_comp[prev_head, ind_head]:.3f}"
+    f"L{ind_layer}H{reader}'s induction score {scores['induction'][ind_layer, reader]:.2f}; the top-scoring induction "
+    f"head L{ind_layer}H{ind_head} reads L{prev_layer}H{prev_head} with K-composition {k_comp[prev_head, ind_head]:.3f}"
 )
 record("k_composition_pair", pair_k)
-figures.composition_figure(composition, baseline_mean, "K-composition dominates; white is the random-pair mean").show()
+figures.composition_figure(
+    composition,
+    baseline_mean,
+    "Composition in the weights; white is the random-pair mean"
+    if real
+    else "K-composition dominates; white is the random-pair mean",
+    layers=(prev_layer, ind_layer),
+).show()
 
 # %% [markdown]
 # **Takeaway.** K-composition is the strongest of the three kinds, as the mechanism predicts, and the strongest
@@ -548,7 +597,11 @@ figures.composition_figure(composition, baseline_mean, "K-composition dominates;
 # close to a tie: all four layer-1 heads read the previous-token head, with scores within about 0.01. The margins are small: with d_model = 64 and
 # d_head = 16 an OV matrix has rank 16 of 64, which caps the score of perfectly aligned maps at 1/sqrt(16) = 0.25 and
 # puts random pairs near 0.13, so the Frobenius score can separate kinds of composition better than individual heads.
-# The paper's models (d_model 768) have far more room.
+# The paper's models (d_model 768) have far more room. On SmolLM2 (d_model 576, d_head 64) the separation is clear:
+# the strongest of the 81 pairs runs from the previous-token head L16H0 into L18H7 (induction score 0.5), K 0.21
+# against Q 0.05, V 0.03 and random pairs at 0.04; the top induction head L18H6 reads L16H0 almost as strongly (0.20).
+# The reading ignores the rotary positions between W_Q and W_K, so it shows which subspace a head reads its keys from,
+# not the positional part of the match.
 
 # %% [markdown]
 # ## 7 · Ablation: knock out each head
@@ -600,17 +653,33 @@ ablate_head_hook = ex.check(checks.ablate_head_hook, ablate_head_hook)
 # **Do it.**
 
 # %%
-ablation = {kind: circuits.ablate_each_head(model, rep.tokens, rep.second, kind=kind) for kind in circuits.ABLATIONS}
-prev_increase = ablation["zero"].increase[0, prev_head].item()
+# The real model's 270 heads: the induction head's layer and the previous-token head (default mode: every head of
+# the layers from the one to the other); the others stay NaN. Each head's rows start at its own layer.
+ablation_layers, chosen = None, None
+if real:
+    ablation_layers = sorted({prev_layer, ind_layer}) if fast else list(range(prev_layer, ind_layer + 1))
+    chosen = [
+        (l, h)
+        for l in ablation_layers
+        for h in range(n_heads)
+        if not fast or l == ind_layer or (l, h) == (prev_layer, prev_head)
+    ]
+ablation = {
+    kind: circuits.ablate_each_head(model, rep.tokens, rep.second, kind=kind, heads=chosen)
+    for kind in circuits.ABLATIONS
+}
+prev_increase = ablation["zero"].increase[prev_layer, prev_head].item()
+ind_increase = ablation["zero"].increase[ind_layer, ind_head].item()
 print(
-    f"second-copy loss {ablation['zero'].clean:.2f} nats; zero-ablating L0H{prev_head} adds {prev_increase:.2f}, "
-    f"zero-ablating L{ind_layer}H{ind_head} adds {ablation['zero'].increase[ind_layer, ind_head]:.2f}"
+    f"second-copy loss {ablation['zero'].clean:.2f} nats; zero-ablating L{prev_layer}H{prev_head} adds "
+    f"{prev_increase:.2f}, zero-ablating L{ind_layer}H{ind_head} adds {ind_increase:.2f}"
 )
 record("prev_token_ablation_increase", prev_increase, unit="nats")
 figures.head_bars(
     {f"{kind}-ablation": a.increase for kind, a in ablation.items()},
     "Without the previous-token head, induction collapses",
     "increase in second-copy loss (nats)",
+    layers=ablation_layers,
 ).show()
 
 # %% [markdown]
@@ -619,17 +688,18 @@ figures.head_bars(
 
 # %%
 mean_hook = functools.partial(ablate_head_hook, head=prev_head, kind="mean")
-logits = model.run_with_hooks(rep.tokens, fwd_hooks=[("blocks.0.attn.hook_z", mean_hook)])
+logits = model.run_with_hooks(rep.tokens, fwd_hooks=[(f"blocks.{prev_layer}.attn.hook_z", mean_hook)])
 yours = induction.masked_mean(per_token_loss(logits, rep.tokens), rep.second)
 print(
-    f"mean-ablating L0H{prev_head}: second-copy loss {yours:.4f} nats with your hook, "
-    f"{ablation['mean'].ablated[0, prev_head]:.4f} from the stacked pass"
+    f"mean-ablating L{prev_layer}H{prev_head}: second-copy loss {yours:.4f} nats with your hook, "
+    f"{ablation['mean'].ablated[prev_layer, prev_head]:.4f} from the stacked pass"
 )
 
 # %% [markdown]
 # **Takeaway.** Ablating the previous-token head costs more than any single induction head: every induction head
 # reads it, so it is a bottleneck, while the induction heads share their work. Mean-ablation costs less than
 # zero-ablation for heads whose average output carries information of its own (such as a bias towards common words).
+# SmolLM2 shows the same bottleneck: zero-ablating L16H0 adds 5.5 nats to the second copy, L18H6 1.8.
 
 # %% [markdown]
 # ## 8 · Backup or redundancy?
@@ -643,7 +713,6 @@ print(
 # **Do it.**
 
 # %%
-induction_heads = [(ind_layer, h) for h in range(model.cfg.n_heads) if scores["induction"][ind_layer, h] >= 0.3]
 loss_top = circuits.ablate_heads(model, rep.tokens, [(ind_layer, ind_head)], rep.second)
 loss_all = circuits.ablate_heads(model, rep.tokens, induction_heads, rep.second)
 print(
@@ -661,7 +730,9 @@ attribution = {
     f"L{ind_layer}H{ind_head} ablated": circuits.head_logit_attribution(
         model, rep.tokens, rep.second, zero_head(ind_layer, ind_head)
     ),
-    f"L0H{prev_head} ablated": circuits.head_logit_attribution(model, rep.tokens, rep.second, zero_head(0, prev_head)),
+    f"L{prev_layer}H{prev_head} ablated": circuits.head_logit_attribution(
+        model, rep.tokens, rep.second, zero_head(prev_layer, prev_head)
+    ),
 }
 record("loss_top_induction_ablated", loss_top, unit="nats")
 record("loss_all_induction_ablated", loss_all, unit="nats")
@@ -669,6 +740,7 @@ figures.head_bars(
     attribution,
     "Other induction heads do not step in; they were already working",
     "direct logit attribution to the correct token",
+    layers=shown_layers,
 ).show()
 
 # %% [markdown]
@@ -676,6 +748,9 @@ figures.head_bars(
 # bars move only because the final LayerNorm divides by a smaller residual norm once a large writer is missing. Yet
 # much of the loss survives: that is redundancy, not backup. Ablating all induction heads together costs far more than
 # the top one alone. Ablating the previous-token head instead weakens every layer-1 head at once: all their keys read it.
+# On SmolLM2 the same holds (top induction head ablated: 2.8 -> 4.6 nats; all ten: 11.9, near the first copy's 14.0),
+# but unlike in a 2-layer model, later layers could react to an ablation, so its bars are a test of backup, not only
+# a picture of redundancy.
 
 # %%
 record("exercises_solved", ex.summary())
@@ -684,41 +759,74 @@ record("exercises_solved", ex.summary())
 # ## Checks
 #
 # The claims above, asserted. Thresholds come from the issue (induction score, composition, ablation) and from the
-# paper's qualitative claims.
+# paper's qualitative claims. The zoo model's claims come first; with the real model the second cell asserts what was
+# measured on it instead.
 
 # %%
-# An induction head exists (paper: prefix-matching scores near 1 in layer-1 heads of 2-layer models).
-assert best_ind >= 0.6, f"best induction score {best_ind:.3f} < 0.6"
-# Induction keys read the previous-token head: the largest K-composition of all layer-0 -> layer-1 pairs runs from
-# the previous-token head into an induction head; K is that pair's strongest kind of composition, above random pairs.
-assert writer == prev_head, f"strongest K-composition is from L0H{writer}, not the previous-token head L0H{prev_head}"
-assert scores["induction"][1, reader] >= 0.6, f"L1H{reader} (strongest K-composition) is not an induction head"
-assert pair_k > max(composition["q"][writer, reader], composition["v"][writer, reader]), (
-    "K is not the strongest composition"
-)
-assert pair_k > baseline_p95, f"K-composition {pair_k:.3f} is within random pairs (95th percentile {baseline_p95:.3f})"
-# Induction heads copy what they attend to; previous-token-style layer-0 heads do not (section 5's reading of W_OV).
-induction_mask = scores["induction"][1] >= 0.3
-assert (copying.eigen[1][induction_mask] >= 0.9).all(), copying.eigen
-assert (copying.top_k[1][induction_mask] >= 100 * copying.k / len(pool)).all(), copying.top_k
-assert (copying.top_k[0] <= 0.1).all(), copying.top_k
-# Knocking out the previous-token head kills induction (issue: >= 1 nat).
-assert prev_increase >= 1.0, f"ablating L0H{prev_head} raises second-copy loss by only {prev_increase:.2f} nats"
-# The model copies on the second copy and cannot on the first.
-# (Issue: second copy <= 1 nat; first copy within 1 nat of a uniform guess over the vocabulary.)
-assert loss_second <= 1.0 and loss_first >= ln_pool - 1.0, (loss_first, loss_second)
-# Our head scores are TransformerLens' head_detector scores, up to the documented denominator.
-assert detector_gap < 1e-5, detector_gap
-# Redundancy: the other induction heads keep working, so all of them together cost much more than the top one.
-assert loss_all > loss_top + 0.5, (loss_top, loss_all)
-# The phase change: a drop of several nats within a few hundred steps, with both head scores rising. A live run
-# shorter than 6000 steps may end before it (the exercise above), so only the shipped log and long runs are checked.
-if has_log and (not retrain or retrain_steps >= 6000):
-    assert before["loss_second_repeat"] - after["loss_second_repeat"] >= 2.0, (before, after)
-    assert after["best_induction_score"] > before["best_induction_score"] + 0.2, (before, after)
-    # Copying the corpus' words came first: the corpus ICL score had already fallen when general copying began.
-    assert before["icl_score"] < evals[0]["icl_score"] - 2.0, (evals[0], before)
-print("all checks passed")
+if real:
+    print(f"{model_name} is not a 2-layer model: the next cell checks what was measured on it instead")
+else:
+    # An induction head exists (paper: prefix-matching scores near 1 in layer-1 heads of 2-layer models).
+    assert best_ind >= 0.6, f"best induction score {best_ind:.3f} < 0.6"
+    # Induction keys read the previous-token head: the largest K-composition of all layer-0 -> layer-1 pairs runs from
+    # the previous-token head into an induction head; K is that pair's strongest kind of composition, above random pairs.
+    assert writer == prev_head, (
+        f"strongest K-composition is from L0H{writer}, not the previous-token head L0H{prev_head}"
+    )
+    assert scores["induction"][1, reader] >= 0.6, f"L1H{reader} (strongest K-composition) is not an induction head"
+    assert pair_k > max(composition["q"][writer, reader], composition["v"][writer, reader]), (
+        "K is not the strongest composition"
+    )
+    assert pair_k > baseline_p95, (
+        f"K-composition {pair_k:.3f} is within random pairs (95th percentile {baseline_p95:.3f})"
+    )
+    # Induction heads copy what they attend to; previous-token-style layer-0 heads do not (section 5's reading of W_OV).
+    induction_mask = scores["induction"][1] >= 0.3
+    assert (copying.eigen[1][induction_mask] >= 0.9).all(), copying.eigen
+    assert (copying.top_k[1][induction_mask] >= 100 * copying.k / len(pool)).all(), copying.top_k
+    assert (copying.top_k[0] <= 0.1).all(), copying.top_k
+    # Knocking out the previous-token head kills induction (issue: >= 1 nat).
+    assert prev_increase >= 1.0, f"ablating L0H{prev_head} raises second-copy loss by only {prev_increase:.2f} nats"
+    # The model copies on the second copy and cannot on the first.
+    # (Issue: second copy <= 1 nat; first copy within 1 nat of a uniform guess over the vocabulary.)
+    assert loss_second <= 1.0 and loss_first >= ln_pool - 1.0, (loss_first, loss_second)
+    # Our head scores are TransformerLens' head_detector scores, up to the documented denominator.
+    assert detector_gap < 1e-5, detector_gap
+    # Redundancy: the other induction heads keep working, so all of them together cost much more than the top one.
+    assert loss_all > loss_top + 0.5, (loss_top, loss_all)
+    # The phase change: a drop of several nats within a few hundred steps, with both head scores rising. A live run
+    # shorter than 6000 steps may end before it (the exercise above), so only the shipped log and long runs are checked.
+    if has_log and (not retrain or retrain_steps >= 6000):
+        assert before["loss_second_repeat"] - after["loss_second_repeat"] >= 2.0, (before, after)
+        assert after["best_induction_score"] > before["best_induction_score"] + 0.2, (before, after)
+        # Copying the corpus' words came first: the corpus ICL score had already fallen when general copying began.
+        assert before["icl_score"] < evals[0]["icl_score"] - 2.0, (evals[0], before)
+    print("all checks passed")
+
+# %%
+if real:  # SmolLM2, 4-bit: measured with seeds 0 and 1 in fast mode and seed 0 in default mode (values: seed 0, fast)
+    # An induction head and a previous-token head before it (0.91 and 0.91; the zoo's bar: 0.6).
+    assert best_ind >= 0.7 and best_prev >= 0.7, (best_ind, best_prev)
+    # K-composition: the strongest pair from the previous-token head's layer into the induction head's starts at the
+    # previous-token head and ends at an induction head (L16H0 -> L18H7, induction 0.51; 0.45 with seed 1), K beats
+    # Q and V (0.21 vs 0.05, 0.03) and is far above random pairs (95th percentile 0.04).
+    assert writer == prev_head and scores["induction"][ind_layer, reader] >= 0.3, (writer, reader)
+    assert pair_k > max(composition["q"][writer, reader], composition["v"][writer, reader]), composition
+    assert pair_k > 3 * baseline_p95, (pair_k, baseline_p95)
+    # Copying: the best induction head copies (eigenvalue 0.41, top-5 accuracy 0.046 = 9x chance), some induction
+    # heads anti-copy (lowest -0.61), the previous-token head does not copy (-0.08, top-5 0.003).
+    chance = copying.k / len(ov_pool)
+    assert copying.eigen[ind_layer, ind_head] > 0.2 and copying.top_k[ind_layer, ind_head] >= 4 * chance, copying
+    assert min(float(copying.eigen[lh]) for lh in induction_heads) < -0.2, copying.eigen
+    assert copying.eigen[prev_layer, prev_head] < 0.2 and copying.top_k[prev_layer, prev_head] < 4 * chance, copying
+    # The previous-token head is a bottleneck: ablating it costs more than the top induction head (5.5 vs 1.8 nats).
+    assert prev_increase >= 2.0 and prev_increase > ind_increase + 1.0, (prev_increase, ind_increase)
+    # It copies: the first copy costs more than a uniform guess (14.0 vs 10.8), the second 2.8 (the zoo's bar: 1).
+    assert loss_first >= ln_pool - 1.0 and loss_second <= 4.0, (loss_first, loss_second)
+    assert detector_gap < 1e-5, detector_gap  # 1.2e-7
+    # Redundancy: all induction heads together cost far more than the top one (11.9 vs 4.6 nats).
+    assert loss_all > loss_top + 3.0, (loss_top, loss_all)
+    print("all checks passed")
 
 # %% [markdown]
 # ## Going further

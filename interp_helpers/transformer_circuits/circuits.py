@@ -59,7 +59,8 @@ def full_ov_circuit(model: HookedTransformer, layer: int, vocab: Int[Tensor, " v
     """
     check_range("layer", layer, 0, model.cfg.n_layers - 1)
     W_E, W_U = (model.W_E, model.W_U) if vocab is None else (model.W_E[vocab], model.W_U[:, vocab])
-    return FactoredMatrix(W_E @ model.W_V[layer], model.W_O[layer] @ W_U)
+    attn = model.blocks[layer].attn  # its W_V and W_O are model.W_V[layer] and model.W_O[layer], without stacking all
+    return FactoredMatrix(W_E @ attn.W_V, attn.W_O @ W_U)
 
 
 def copying_eigen_score(circuit: FactoredMatrix) -> Float[Tensor, ...]:

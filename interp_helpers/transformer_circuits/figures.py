@@ -96,7 +96,9 @@ def phase_change_figure(
     return layout(fig, title, 900, 760)
 
 
-def head_score_heatmaps(scores: dict[str, Float[Tensor, "layer head_index"]], title: str) -> go.Figure:
+def head_score_heatmaps(
+    scores: dict[str, Float[Tensor, "layer head_index"]], title: str, height: int = 300
+) -> go.Figure:
     """One [layer x head] heatmap per kind of score, side by side, values printed in the cells."""
     fig = make_subplots(
         rows=1, cols=len(scores), subplot_titles=[k.replace("_", "-") for k in scores], horizontal_spacing=0.06
@@ -122,7 +124,7 @@ def head_score_heatmaps(scores: dict[str, Float[Tensor, "layer head_index"]], ti
         fig.update_yaxes(autorange="reversed", row=1, col=i + 1)
     fig.update_xaxes(title_text="head")
     fig.update_yaxes(title_text="layer", row=1, col=1)
-    return layout(fig, title, 300 * len(scores) + 60, 300)
+    return layout(fig, title, 300 * len(scores) + 60, height)
 
 
 def agreement_scatter(
@@ -162,14 +164,16 @@ def head_bars(
     y_title: str,
     reference: float | None = None,
     reference_label: str = "",
+    layers: Sequence[int] | None = None,
 ) -> go.Figure:
-    """Grouped bars, one group per head (L0H0, L0H1, ...), one colour per series."""
+    """Grouped bars, one group per head (L0H0, L0H1, ...), one colour per series; `layers`: only those layers' heads."""
     fig = go.Figure()
     for i, (name, v) in enumerate(values.items()):
+        rows = range(v.shape[0]) if layers is None else layers
         fig.add_trace(
             go.Bar(
-                x=head_labels(*v.shape),
-                y=to_numpy(v).ravel(),
+                x=[f"L{layer}H{head}" for layer in rows for head in range(v.shape[1])],
+                y=to_numpy(v[list(rows)]).ravel(),
                 name=name,
                 marker_color=qualitative.Plotly[i % len(qualitative.Plotly)],
                 hovertemplate=f"{name}<br>%{{x}}: %{{y:.3f}}<extra></extra>",
@@ -184,9 +188,13 @@ def head_bars(
 
 
 def composition_figure(
-    scores: dict[str, Float[Tensor, "head_index_0 head_index_1"]], baseline: float, title: str
+    scores: dict[str, Float[Tensor, "head_index_0 head_index_1"]],
+    baseline: float,
+    title: str,
+    layers: tuple[int, int] = (0, 1),
 ) -> go.Figure:
-    """Q-, K- and V-composition heatmaps (layer-0 head -> layer-1 head); white = the random baseline."""
+    """Q-, K- and V-composition heatmaps (head of layers[0] -> head of layers[1]); white = the random baseline."""
+    writer, reader = layers
     zmax = max(float(to_numpy(s).max()) for s in scores.values())
     fig = make_subplots(
         rows=1, cols=len(scores), subplot_titles=[f"{k.upper()}-composition" for k in scores], horizontal_spacing=0.08
@@ -196,8 +204,8 @@ def composition_figure(
         fig.add_trace(
             go.Heatmap(
                 z=z,
-                x=[f"L1H{h}" for h in range(z.shape[1])],
-                y=[f"L0H{h}" for h in range(z.shape[0])],
+                x=[f"L{reader}H{h}" for h in range(z.shape[1])],
+                y=[f"L{writer}H{h}" for h in range(z.shape[0])],
                 zmin=0,
                 zmax=zmax,
                 colorscale="RdBu_r",
@@ -211,8 +219,8 @@ def composition_figure(
             col=i + 1,
         )
         fig.update_yaxes(autorange="reversed", row=1, col=i + 1)
-    fig.update_xaxes(title_text="reading head (layer 1)")
-    fig.update_yaxes(title_text="writing head (layer 0)", row=1, col=1)
+    fig.update_xaxes(title_text=f"reading head (layer {reader})")
+    fig.update_yaxes(title_text=f"writing head (layer {writer})", row=1, col=1)
     return layout(fig, title, 960, 340)
 
 
