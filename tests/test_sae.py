@@ -78,7 +78,8 @@ def test_shapes_and_init(architecture):
     assert sae.W_enc.shape == (8, 32) and sae.W_dec.shape == (32, 8)
     assert sae.b_enc.shape == (32,) and sae.b_dec.shape == (8,)
     torch.testing.assert_close(sae.W_dec.norm(dim=-1), torch.full((32,), sae.decoder_init_norm))  # relu: 0.1
-    torch.testing.assert_close(sae.W_enc, sae.encoder_init_scale * sae.W_dec.T)  # tied init
+    torch.testing.assert_close(sae.W_enc.norm(dim=0), torch.full((32,), sae.encoder_init_norm))  # 0.1; jumprelu 1
+    torch.testing.assert_close(sae.W_enc / sae.W_enc.norm(dim=0), sae.W_dec.T / sae.W_dec.norm(dim=-1))  # tied
     out = sae(torch.randn(5, 8, generator=gen()))
     assert out.recon.shape == (5, 8) and out.codes.shape == (5, 32) and out.fired.shape == (32,)
     assert (out.codes >= 0).all()
@@ -188,6 +189,19 @@ def test_decoder_rows_unit_norm_after_a_training_step():
     assert not torch.allclose(sae.W_dec, S.SAE(cfg).W_dec)  # the step moved it
     assert [row["step"] for row in history] == [0]
     assert set(history[0]) == {"step", "loss", "mse", "explained_variance", "l0", "dead_fraction"}
+
+
+def test_decoder_lr_scale_moves_only_the_decoder():
+    """W_dec trains at decoder_lr_scale x lr (None: the architecture's, 3 for topk); the rest at lr."""
+    x = torch.randn(64, 8, generator=gen()) * 3
+    trained = {}
+    for scale in (1.0, None):
+        cfg = S.SAEConfig(d_in=8, d_sae=32, architecture="topk", k=4, steps=1, decoder_lr_scale=scale)
+        trained[scale] = S.train_sae(cfg, iter([x]), progress=False)[0]
+    start = S.SAE(trained[1.0].cfg)
+    torch.testing.assert_close(trained[None].W_enc, trained[1.0].W_enc)  # one step: the same gradient, the same lr
+    moved = {scale: (sae.W_dec - start.W_dec).norm().item() for scale, sae in trained.items()}
+    assert moved[None] > 2 * moved[1.0], moved
 
 
 def test_remove_parallel_grad_leaves_only_the_orthogonal_part():

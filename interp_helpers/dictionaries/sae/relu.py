@@ -41,7 +41,7 @@ class ReLUSAE(SAE):
     architecture = "relu"
     has_sparse_path = True
     # Decoder rows start at norm 0.1, train with free norms and are folded to unit norm at the end; the
-    # encoder starts tied, W_dec.T, so also at norm 0.1 (Anthropic's April 2024 update, SAELens' standard SAE).
+    # encoder starts tied at norm 0.1 too (Anthropic's April 2024 update, SAELens' standard SAE).
     # Issue #18: with unit rows renormalised after every step (and the encoder at 0.1 x W_dec.T) our ReLU died at
     # high L1: on SAELens' synthetic bench, l1_coeff 1.3 left 47% of latents dead, 1.5 and above all of them,
     # where SAELens kept all alive at 2.0. Why: Adam moves each weight by about lr a step whatever its size, so
@@ -55,6 +55,7 @@ class ReLUSAE(SAE):
     # tests/test_sae.py::test_relu_survives_a_strong_l1 fails with unit rows.
     unit_decoder_rows = False
     decoder_init_norm = 0.1
+    default_decoder_lr_scale = 1.0  # rows of norm 0.1 already turn as fast as the encoder's columns
 
     def _activate(self, pre: Float[Tensor, "batch d_sae"]) -> Float[Tensor, "batch d_sae"]:
         return torch.relu(pre)

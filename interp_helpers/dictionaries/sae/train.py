@@ -1,7 +1,8 @@
 """The shared training loop for every architecture (and, through `forward=`, for Matryoshka SAEs).
 
-Adam (0.9, 0.999) with optional linear warmup; b_dec starts at the geometric median of the
-first batch (Bricken et al. 2023). Each step, whatever the architecture:
+Adam (0.9, 0.999) with optional linear warmup, the decoder at `decoder_lr_scale` x lr (see
+`SAE.default_decoder_lr_scale`); b_dec starts at the geometric median of the first batch
+(Bricken et al. 2023). Each step, whatever the architecture:
 
     loss = forward(x).loss; backward
     remove the decoder gradient parallel to each row      (the rows are renormalised anyway)
@@ -55,9 +56,10 @@ def train_sae(
 ) -> tuple[SAE, list[dict[str, int | float]]]:
     """Train an SAE on `batches` ([batch, d_in] tensors) for cfg.steps steps; return it (eval mode) and a log.
 
-    Adam (0.9, 0.999) with optional linear warmup; b_dec starts at the first batch's
-    geometric median. Each step: forward, backward, remove_parallel_grad_, Adam step,
-    renormalise the decoder (both skipped for relu's free rows), update dead-latent counters
+    Adam (0.9, 0.999) with optional linear warmup, W_dec at cfg.decoder_lr_scale x lr (None:
+    the architecture's); b_dec starts at the first batch's geometric median. Each step:
+    forward, backward, remove_parallel_grad_, Adam step, renormalise the decoder (both
+    skipped for relu's free rows), update dead-latent counters
     (and the BatchTopK threshold), resample dead latents (relu, every `resample_every` steps).
     At the end, `sae.finish_training_` on the last FINISH_ROWS or more training rows (relu:
     unit decoder rows; batchtopk: the eval threshold). TopK and ReLU train with
@@ -83,7 +85,14 @@ def train_sae(
         raise ValueError("train_sae got no batches") from None
     if fresh:
         sae.init_b_dec_geometric_median(first)
-    optimizer = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    decoder_lr = cfg.lr * (cfg.decoder_lr_scale if cfg.decoder_lr_scale is not None else sae.default_decoder_lr_scale)
+    groups = [
+        {"params": [p for name, p in sae.named_parameters() if name != "W_dec"], "base_lr": cfg.lr},
+        {"params": [sae.W_dec], "base_lr": decoder_lr},
+    ]
+    optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=(0.9, 0.999))
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"]
     sparse = sae.has_sparse_path
     bar = tqdm(
         range(cfg.steps),
@@ -103,7 +112,7 @@ def train_sae(
                     break
             if cfg.warmup_steps:
                 for group in optimizer.param_groups:
-                    group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+                    group["lr"] = group["base_lr"] * min(1.0, (step + 1) / cfg.warmup_steps)
             recent.append(x)
             while sum(batch.shape[0] for batch in recent) - recent[0].shape[0] >= FINISH_ROWS:
                 recent.popleft()
