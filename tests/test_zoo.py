@@ -227,6 +227,26 @@ def test_three_name_metric_exposes_the_recency_model():
     assert min(by_slot) < 0.5, by_slot  # measured 0.04, 0.30, 0.34 (50 per slot)
 
 
+def test_duplicate_model_gives_to_the_name_said_once_in_wordings_it_never_read():
+    """zoo-gelu-4l-dup, trained on sentences composed from parts, on `ioi.NOVEL_*` wordings (corpus words in
+    arrangements no training sentence has; tests/test_corpus.py checks the corpus cannot say them).
+
+    Measured (60 prompts per wording): IOI 1.00 on all six; three names 1.00 / 0.98 / 0.95 / 0.98 / 0.92. The
+    model trained on fixed templates alone scored 0.86 and 0.52; zoo-gelu-4l (recency) 0.97 and 0.07.
+    Bars set after measuring: a model that learned the wordings rather than the rule falls below them.
+    """
+    _shipped_or_skip("zoo-gelu-4l-dup")
+    m = zoo.novel_wording_metrics(load_model("zoo-gelu-4l-dup"))
+    assert min(m["novel_ioi_accuracy_by_wording"]) >= 0.9, m
+    assert m["novel_three_name_accuracy"] >= 0.9 and min(m["novel_three_name_accuracy_by_wording"]) >= 0.8, m
+
+
+def test_novel_wordings_expose_the_recency_model():
+    _shipped_or_skip("zoo-gelu-4l")
+    m = zoo.novel_wording_metrics(load_model("zoo-gelu-4l"), n=30)
+    assert m["novel_three_name_accuracy"] < 0.4, m  # measured 0.07: recency picks the wrong name
+
+
 @pytest.mark.parametrize("name", ["zoo-gelu-1l-a", "zoo-gelu-1l-b"])
 def test_one_layer_models_predict_ascii_base64_better_than_random_bytes(name):
     """The alien base64 feature pays: base64 of ASCII text is predictable (7-bit bytes), of random bytes it is not.

@@ -179,9 +179,14 @@ GELU_1L_A = ZooSpec(
 # stay. Same architecture and seed as zoo-gelu-4l. A first run (half of the other story sentences three-name,
 # 4500 steps) reached 100% on IOI but 0.87 / 1.0 / 1.0 by answer slot on the unseen three-name wording, short
 # of the acceptance (>= 0.9 in every slot): more three-name sentences and 6000 steps. The shipped model then
-# passes (1.00 / 0.99 / 1.00) but still learns wording: on three-name prompts whose object takes "the" (no template
-# here does) it is near chance. Next step: compose templates from interchangeable parts (articles, verbs, openings).
-IOI_DUPLICATES = {"three_name_fraction": 0.7}
+# passed (1.00 / 0.99 / 1.00) but learned wording: on three-name prompts whose object takes "the" (no template
+# here does) it was near chance, and its accuracy on `ioi.NOVEL_*` wordings was 0.86 (IOI) / 0.52 (three names).
+# So half of the IOI and three-name sentences are now composed from interchangeable parts (corpus.COMPOSED_*:
+# openings, asides that put a repeated name in a sentence of its own, connectors, verbs, object phrases); the
+# retrained model scores 1.00 / 0.97 on those novel wordings.
+IOI_DUPLICATES = {"three_name_fraction": 0.7, "composed_fraction": 0.5}
+# The corpus of the first zoo-gelu-4l-dup, which the dropout twin was trained on.
+IOI_DUPLICATES_FIXED = {"three_name_fraction": 0.7}
 DUP_STEPS = 6000
 GELU_4L = ZooSpec(
     "zoo-gelu-4l",
@@ -242,7 +247,7 @@ ZOO: Mapping[str, ZooSpec] = {
         dataclasses.replace(
             GELU_4L,
             name="zoo-gelu-4l-dup-dropout",
-            corpus_overrides=IOI_DUPLICATES,
+            corpus_overrides=IOI_DUPLICATES_FIXED,
             steps=DUP_STEPS,
             checks=("ioi", "three_name"),
             dropout=0.1,
