@@ -185,6 +185,16 @@ def test_chosen_senders_match_the_full_grid_on_the_llama_shaped_model():
     assert some[2].isnan()  # layer 2 does not reach its own inputs
 
 
+def test_chosen_mlps_match_the_full_grid():
+    s = setup("llama")
+    receivers = [Receiver("mlp", 2), ioi_circuit.final_resid(s.model)]
+    grid = ioi_circuit.path_patch_all_mlps(s.model, s.clean, s.corrupted, receivers, s.metric)
+    some = ioi_circuit.path_patch_mlps(s.model, s.clean, s.corrupted, [1, 0], receivers, s.metric)
+    torch.testing.assert_close(some, torch.stack([grid[1], grid[0]]))
+    with pytest.raises(ValueError, match="layer"):
+        ioi_circuit.path_patch_mlps(s.model, s.clean, s.corrupted, [3], receivers, s.metric)
+
+
 def test_errors_and_model_flags_restored():
     s = setup("gelu")
     before = (s.model.cfg.use_split_qkv_input, s.model.cfg.use_hook_mlp_in)
@@ -367,6 +377,21 @@ def test_three_name_test_and_key_head_on_the_recency_model(zoo):
         )
     effects = ioi_circuit.knockout(model, clean, abc, [])
     assert ioi_circuit.key_head(model, clean, abc, effects) == (0, 1)
+
+
+def test_total_effects_by_patching_equal_the_knockout(zoo):
+    """Mean-ablating each component as a patch from the ABC means: knockout's head_total and mlp_total."""
+    model, _, clean, abc = zoo
+    effects = ioi_circuit.knockout(model, clean, abc, [])
+    fast = ioi_circuit.total_effects(model, clean, abc, progress=False)
+    assert fast.logit_diff == pytest.approx(effects.logit_diff, abs=1e-5)
+    torch.testing.assert_close(fast.head_total, effects.head_total, atol=1e-4, rtol=0)
+    torch.testing.assert_close(fast.mlp_total, effects.mlp_total, atol=1e-4, rtol=0)
+    some = ioi_circuit.total_effects(model, clean, abc, layers=[2, 0], progress=False)
+    assert some.head_total[[1, 3]].isnan().all() and some.mlp_total[[1, 3]].isnan().all()
+    torch.testing.assert_close(some.head_total[[0, 2]], effects.head_total[[0, 2]], atol=1e-4, rtol=0)
+    torch.testing.assert_close(some.mlp_total[[0, 2]], effects.mlp_total[[0, 2]], atol=1e-4, rtol=0)
+    assert ioi_circuit.key_head(model, clean, abc, some) == (0, 1)  # the recent-name mover; NaN heads passed over
 
 
 def test_knockout_summary_names_the_growth_and_skips_the_knocked_head(zoo):

@@ -424,3 +424,16 @@ def test_attribution_shape_hooks_and_validation_on_a_nonlinear_model():
     assert circuits.hooks_attached(s.model) == 0
     with pytest.raises(ValueError, match="corrupted_tokens"):
         patching.attribution_head_out_all_pos(s.model, s.corrupted[:, :-1], s.cache, s.metric)
+
+
+@pytest.mark.parametrize(
+    "kind", ["resid_pre_by_pos", "attn_head_out_all_pos", "attn_head_v_all_pos", "attn_head_out_by_pos"]
+)
+def test_chosen_layers_match_every_layer_and_leave_nan(kind):
+    s = setup("llama")
+    every = KINDS[kind][0](s.model, s.corrupted, s.cache, s.metric, progress=False)
+    some = KINDS[kind][0](s.model, s.corrupted, s.cache, s.metric, progress=False, layers=[1])
+    assert some.shape == every.shape and some[0].isnan().all()
+    torch.testing.assert_close(some[1], every[1], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="layers"):
+        KINDS[kind][0](s.model, s.corrupted, s.cache, s.metric, progress=False, layers=[2])

@@ -134,13 +134,15 @@ def agreement_scatter(
     x_title: str,
     y_title: str,
 ) -> go.Figure:
-    """Every head's score from two implementations, one colour per kind, with the y = x line."""
+    """Every head's score from two implementations, one colour per kind, with the y = x line (NaN heads left out)."""
     fig = go.Figure()
     top = 0.0
     for i, kind in enumerate(ours):
         x, y = to_numpy(ours[kind]).ravel(), to_numpy(theirs[kind]).ravel()
+        labels = np.array(head_labels(*ours[kind].shape))
+        known = ~(np.isnan(x) | np.isnan(y))
+        x, y, labels = x[known], y[known], labels[known].tolist()
         top = max(top, float(x.max()), float(y.max()))
-        labels = head_labels(*ours[kind].shape)
         fig.add_trace(
             go.Scatter(
                 x=x,

@@ -712,10 +712,30 @@ def patch_sites(
 # --------------------------------------------------------------------------------------
 # The TransformerLens kinds
 # --------------------------------------------------------------------------------------
+# Each takes `layers` (default: all): only those layers are patched, the others' rows are NaN
+# (a 30-layer model can patch the layers that matter and skip the rest).
 
 
 def _n_kv_heads(model: HookedTransformer) -> int:
     return model.cfg.n_key_value_heads if model.cfg.n_key_value_heads is not None else model.cfg.n_heads
+
+
+def _layers(model: HookedTransformer, layers: Sequence[int] | None) -> list[int]:
+    """The layers a kind patches: every layer by default; the others' rows of the result are NaN."""
+    if layers is None:
+        return list(range(model.cfg.n_layers))
+    for layer in layers:
+        check_range("layers[]", layer, 0, model.cfg.n_layers - 1)
+    return sorted(set(layers))
+
+
+def _grid(model: HookedTransformer, values: Tensor, layers: list[int], shape: tuple[int, ...]) -> Tensor:
+    """[layer, *shape] with the patched layers' values and NaN in the other layers."""
+    if len(layers) == model.cfg.n_layers:
+        return values.view(model.cfg.n_layers, *shape)
+    grid = torch.full((model.cfg.n_layers, *shape), float("nan"), device=values.device)
+    grid[layers] = values.view(len(layers), *shape)
+    return grid
 
 
 def _by_pos(
@@ -726,10 +746,12 @@ def _by_pos(
     name: str,
     max_batch: int | None,
     progress: bool,
+    layers: Sequence[int] | None = None,
 ) -> Tensor:
-    n_layers, n_pos = model.cfg.n_layers, corrupted_tokens.shape[1]
-    sites = [Site.of(name, layer, pos=pos) for layer in range(n_layers) for pos in range(n_pos)]
-    return patch_sites(model, corrupted_tokens, clean_cache, metric, sites, max_batch, progress).view(n_layers, n_pos)
+    chosen, n_pos = _layers(model, layers), corrupted_tokens.shape[1]
+    sites = [Site.of(name, layer, pos=pos) for layer in chosen for pos in range(n_pos)]
+    values = patch_sites(model, corrupted_tokens, clean_cache, metric, sites, max_batch, progress)
+    return _grid(model, values, chosen, (n_pos,))
 
 
 def _head_all_pos(
@@ -741,10 +763,12 @@ def _head_all_pos(
     n_heads: int,
     max_batch: int | None,
     progress: bool,
+    layers: Sequence[int] | None = None,
 ) -> Tensor:
-    n_layers = model.cfg.n_layers
-    sites = [Site.of(name, layer, head=head) for layer in range(n_layers) for head in range(n_heads)]
-    return patch_sites(model, corrupted_tokens, clean_cache, metric, sites, max_batch, progress).view(n_layers, n_heads)
+    chosen = _layers(model, layers)
+    sites = [Site.of(name, layer, head=head) for layer in chosen for head in range(n_heads)]
+    values = patch_sites(model, corrupted_tokens, clean_cache, metric, sites, max_batch, progress)
+    return _grid(model, values, chosen, (n_heads,))
 
 
 def resid_pre_by_pos(
@@ -754,9 +778,10 @@ def resid_pre_by_pos(
     metric: Metric,
     max_batch: int | None = None,
     progress: bool = True,
+    layers: Sequence[int] | None = None,
 ) -> Float[Tensor, "layer pos"]:
     """Patch the residual stream before each block at each position (TL: get_act_patch_resid_pre)."""
-    return _by_pos(model, corrupted_tokens, clean_cache, metric, "resid_pre", max_batch, progress)
+    return _by_pos(model, corrupted_tokens, clean_cache, metric, "resid_pre", max_batch, progress, layers)
 
 
 def attn_out_by_pos(
@@ -766,9 +791,10 @@ def attn_out_by_pos(
     metric: Metric,
     max_batch: int | None = None,
     progress: bool = True,
+    layers: Sequence[int] | None = None,
 ) -> Float[Tensor, "layer pos"]:
     """Patch each attention layer's output at each position (TL: get_act_patch_attn_out)."""
-    return _by_pos(model, corrupted_tokens, clean_cache, metric, "attn_out", max_batch, progress)
+    return _by_pos(model, corrupted_tokens, clean_cache, metric, "attn_out", max_batch, progress, layers)
 
 
 def mlp_out_by_pos(
@@ -778,9 +804,10 @@ def mlp_out_by_pos(
     metric: Metric,
     max_batch: int | None = None,
     progress: bool = True,
+    layers: Sequence[int] | None = None,
 ) -> Float[Tensor, "layer pos"]:
     """Patch each MLP layer's output at each position (TL: get_act_patch_mlp_out)."""
-    return _by_pos(model, corrupted_tokens, clean_cache, metric, "mlp_out", max_batch, progress)
+    return _by_pos(model, corrupted_tokens, clean_cache, metric, "mlp_out", max_batch, progress, layers)
 
 
 def attn_head_out_all_pos(
@@ -790,9 +817,12 @@ def attn_head_out_all_pos(
     metric: Metric,
     max_batch: int | None = None,
     progress: bool = True,
+    layers: Sequence[int] | None = None,
 ) -> Float[Tensor, "layer head_index"]:
     """Patch each head's output (hook_z) at every position (TL: get_act_patch_attn_head_out_all_pos)."""
-    return _head_all_pos(model, corrupted_tokens, clean_cache, metric, "z", model.cfg.n_heads, max_batch, progress)
+    return _head_all_pos(
+        model, corrupted_tokens, clean_cache, metric, "z", model.cfg.n_heads, max_batch, progress, layers
+    )
 
 
 def attn_head_q_all_pos(
@@ -802,9 +832,12 @@ def attn_head_q_all_pos(
     metric: Metric,
     max_batch: int | None = None,
     progress: bool = True,
+    layers: Sequence[int] | None = None,
 ) -> Float[Tensor, "layer head_index"]:
     """Patch each head's queries at every position (TL: get_act_patch_attn_head_q_all_pos)."""
-    return _head_all_pos(model, corrupted_tokens, clean_cache, metric, "q", model.cfg.n_heads, max_batch, progress)
+    return _head_all_pos(
+        model, corrupted_tokens, clean_cache, metric, "q", model.cfg.n_heads, max_batch, progress, layers
+    )
 
 
 def attn_head_k_all_pos(
@@ -814,9 +847,12 @@ def attn_head_k_all_pos(
     metric: Metric,
     max_batch: int | None = None,
     progress: bool = True,
+    layers: Sequence[int] | None = None,
 ) -> Float[Tensor, "layer head_index"]:
     """Patch each (key-value) head's keys at every position (TL: get_act_patch_attn_head_k_all_pos)."""
-    return _head_all_pos(model, corrupted_tokens, clean_cache, metric, "k", _n_kv_heads(model), max_batch, progress)
+    return _head_all_pos(
+        model, corrupted_tokens, clean_cache, metric, "k", _n_kv_heads(model), max_batch, progress, layers
+    )
 
 
 def attn_head_v_all_pos(
@@ -826,9 +862,12 @@ def attn_head_v_all_pos(
     metric: Metric,
     max_batch: int | None = None,
     progress: bool = True,
+    layers: Sequence[int] | None = None,
 ) -> Float[Tensor, "layer head_index"]:
     """Patch each (key-value) head's values at every position (TL: get_act_patch_attn_head_v_all_pos)."""
-    return _head_all_pos(model, corrupted_tokens, clean_cache, metric, "v", _n_kv_heads(model), max_batch, progress)
+    return _head_all_pos(
+        model, corrupted_tokens, clean_cache, metric, "v", _n_kv_heads(model), max_batch, progress, layers
+    )
 
 
 def attn_head_pattern_all_pos(
@@ -838,10 +877,11 @@ def attn_head_pattern_all_pos(
     metric: Metric,
     max_batch: int | None = None,
     progress: bool = True,
+    layers: Sequence[int] | None = None,
 ) -> Float[Tensor, "layer head_index"]:
     """Patch each head's whole attention pattern (TL: get_act_patch_attn_head_pattern_all_pos)."""
     return _head_all_pos(
-        model, corrupted_tokens, clean_cache, metric, "pattern", model.cfg.n_heads, max_batch, progress
+        model, corrupted_tokens, clean_cache, metric, "pattern", model.cfg.n_heads, max_batch, progress, layers
     )
 
 
@@ -852,18 +892,15 @@ def attn_head_out_by_pos(
     metric: Metric,
     max_batch: int | None = None,
     progress: bool = True,
+    layers: Sequence[int] | None = None,
 ) -> Float[Tensor, "layer pos head_index"]:
     """Patch each head's output (hook_z) at each position (TL: get_act_patch_attn_head_out_by_pos)."""
-    n_layers, n_pos, n_heads = model.cfg.n_layers, corrupted_tokens.shape[1], model.cfg.n_heads
+    chosen, n_pos, n_heads = _layers(model, layers), corrupted_tokens.shape[1], model.cfg.n_heads
     sites = [
-        Site.of("z", layer, pos=pos, head=head)
-        for layer in range(n_layers)
-        for pos in range(n_pos)
-        for head in range(n_heads)
+        Site.of("z", layer, pos=pos, head=head) for layer in chosen for pos in range(n_pos) for head in range(n_heads)
     ]
-    return patch_sites(model, corrupted_tokens, clean_cache, metric, sites, max_batch, progress).view(
-        n_layers, n_pos, n_heads
-    )
+    values = patch_sites(model, corrupted_tokens, clean_cache, metric, sites, max_batch, progress)
+    return _grid(model, values, chosen, (n_pos, n_heads))
 
 
 __all__ = [
