@@ -16,14 +16,18 @@ the same size whatever the site, so the extrapolation is linear and the output s
 numbers are extrapolated. `--tl-sites 0` runs TransformerLens' full loop instead.
 
 Numbers are of the 4-bit build (weights dequantised from Q4_1 / Q8_0), one thread.
-Measured with the defaults (2 prompts x 14 tokens, 12 sampled TL sites; a 2-core machine with
-a load average near 3 from other work, so +-20%), two runs: resid_pre_by_pos 9.2x / 8.8x,
-attn_head_out_all_pos 6.2x / 5.1x, attn_head_out_by_pos 9.6x / 11.9x; results equal to 4e-6.
-Ours takes 16-18 s, 14-17 s and 2-2.4 min; TransformerLens' full loops would take about 2.5 min,
-1.4 min and 25 min. attn_head_out_all_pos cannot reach 10x exactly: a head patched at every
-position must rerun, on average, half of the 30 layers at every position (TransformerLens: all
-of them plus the 49152-way unembedding of every position), a 2.5x difference in arithmetic;
-the rest comes from larger matrix products.
+Measured with the defaults (2 prompts x 14 tokens, 12 sampled TL sites) on a 2-core machine busy with
+other work, so +-20%. Before sites equal in both runs were skipped (load average 0.4): resid_pre_by_pos
+9.5x, attn_head_out_all_pos 6.4x, attn_head_out_by_pos 11.8x. After (load average 3.7-4.1, two runs):
+15.5x / 13.0x, 7.5x / 7.2x and 12.9x / 17.5x; results equal to 4e-6. IOI's clean and ABC prompts share
+every token before the first name, so every site there keeps the corrupted value without a forward and
+every all-positions site starts at the first name. attn_head_out_all_pos cannot reach 10x exactly: a head
+patched at every position from the first name on must rerun, on average, half of the 30 layers at 12 of
+the 14 positions, 712 GFLOP for the 270 heads (torch's profiler), against TransformerLens' 2043 (all 30
+layers and the 49152-way unembedding at every position, per head): 2.9x less arithmetic. Our stacked
+forwards already run at about the single-core float32 matrix-product rate (about 150 GFLOP/s, against
+about 60 for TransformerLens' small forwards), so 10x would need 3.5x less arithmetic, and exact patching
+cannot skip more of it.
 
     python benchmarks/bench_real_patching.py [--prompts 2] [--tl-sites 12] [--seed 0]
 """

@@ -57,8 +57,8 @@ grouped-query attention (`n_key_value_heads`, e.g. SmolLM2) hook_k and hook_v ha
 per key-value head, so a k or v site's head is a key-value head, shared by n_heads /
 n_key_value_heads query heads (as in `transformer_lens.patching`); q, z and patterns keep
 n_heads. On SmolLM2-135M (4-bit; 30 layers, d_vocab 49152; 2 IOI prompts of 14 tokens, one
-thread, a loaded 2-core machine) benchmarks/bench_real_patching.py measured 15.5x
-(resid_pre_by_pos), 7.5x (attn_head_out_all_pos) and 12.9x (attn_head_out_by_pos) against
+thread, a loaded 2-core machine) benchmarks/bench_real_patching.py measured 13-15.5x
+(resid_pre_by_pos), 7.2-7.5x (attn_head_out_all_pos) and 13-17.5x (attn_head_out_by_pos) against
 transformer_lens.patching, TransformerLens' time extrapolated from 12 sampled sites per kind.
 The all-positions kind stays below 10x for the reason above, in numbers: a head patched at
 every position from the first name on reruns, on average, 14.5 of the 30 layers at 12 of the 14
