@@ -192,16 +192,16 @@ def test_decoder_rows_unit_norm_after_a_training_step():
 
 
 def test_decoder_lr_scale_moves_only_the_decoder():
-    """W_dec trains at decoder_lr_scale x lr (None: the architecture's, 3 for topk); the rest at lr."""
+    """W_dec trains at decoder_lr_scale x lr; the rest at lr."""
     x = torch.randn(64, 8, generator=gen()) * 3
     trained = {}
-    for scale in (1.0, None):
+    for scale in (1.0, 3.0):
         cfg = S.SAEConfig(d_in=8, d_sae=32, architecture="topk", k=4, steps=1, decoder_lr_scale=scale)
         trained[scale] = S.train_sae(cfg, iter([x]), progress=False)[0]
     start = S.SAE(trained[1.0].cfg)
-    torch.testing.assert_close(trained[None].W_enc, trained[1.0].W_enc)  # one step: the same gradient, the same lr
+    torch.testing.assert_close(trained[3.0].W_enc, trained[1.0].W_enc)  # one step: the same gradient, the same lr
     moved = {scale: (sae.W_dec - start.W_dec).norm().item() for scale, sae in trained.items()}
-    assert moved[None] > 2 * moved[1.0], moved
+    assert moved[3.0] > 2 * moved[1.0], moved
 
 
 def test_remove_parallel_grad_leaves_only_the_orthogonal_part():

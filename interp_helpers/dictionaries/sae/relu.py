@@ -55,7 +55,6 @@ class ReLUSAE(SAE):
     # tests/test_sae.py::test_relu_survives_a_strong_l1 fails with unit rows.
     unit_decoder_rows = False
     decoder_init_norm = 0.1
-    default_decoder_lr_scale = 1.0  # rows of norm 0.1 already turn as fast as the encoder's columns
 
     def _activate(self, pre: Float[Tensor, "batch d_sae"]) -> Float[Tensor, "batch d_sae"]:
         return torch.relu(pre)
