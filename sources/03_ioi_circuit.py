@@ -13,18 +13,21 @@
 # default about 40 s, fast mode (`fast=True`) about 22 s.
 #
 # **What we reproduce, and how ours differs.** The whole method of the paper, on `zoo-gelu-4l-dup` (4 layers x 4
-# heads, 512-neuron MLPs, trained on our corpus; IO beats S on 100% of held-out prompts, logit difference about 9).
+# heads, 512-neuron MLPs, trained on our corpus; IO beats S on 100% of held-out prompts, logit difference about 8.5).
 # Its corpus was built to rule out the shortcut an earlier model took: beside the two-name IOI sentences, where the
 # subject is always the last name before the answer, it has three-name sentences ("A, B and C were at the park.
 # Later, B and C passed a ball to" -> A) with the answer introduced first, second or third, so "not the most recent
-# name" no longer works. The answer is still *not* the paper's circuit. GPT-2 small uses 26 heads: duplicate-token
-# and induction heads notice that S is repeated, S-inhibition heads pass that on to the name movers' queries, and
-# name-mover heads copy the other name into the logits. Our model has none of these with an effect: the four layer-0
-# heads bring the names of the final clause to END and the MLPs write the answer, "a name from the sentence, but not
-# one from the clause that gives". Section 7 sets it beside `zoo-gelu-4l`, the same architecture trained without
+# name" no longer works; and half of both kinds are composed from interchangeable parts, some with an aside that
+# puts one repeated name in a sentence of its own ("... B was tired. Later, C gave a ball to" -> A). The answer is
+# still *not* the paper's circuit. GPT-2 small uses 26 heads: duplicate-token and induction heads notice that S is
+# repeated, S-inhibition heads pass that on to the name movers' queries, and name-mover heads copy the other name
+# into the logits. Our model has none of these with an effect: the four layer-0 heads bring the names to END,
+# weighted towards the final clause, and the MLPs write the answer, mostly "a name from the sentence, but not one
+# from the clause that gives". Section 7 sets it beside `zoo-gelu-4l`, the same architecture trained without
 # three-name sentences, which learned the narrower rule "not the most recent name": a model takes the shortcut its
-# data allows. Finding that out, and proving it, uses every tool of the paper, which is the point: a method that can
-# only confirm the circuit you expected is not a method.
+# data allows, and the asides moved the default model only part of the way from its shortcut towards repetition.
+# Finding that out, and proving it, uses every tool of the paper, which is the point: a method that can only confirm
+# the circuit you expected is not a method.
 #
 # `model_name="zoo-gelu-4l"` runs every section on the recency model (the text describes the default model; section
 # 7 describes both), and `zoo-gelu-4l-dup-dropout` is the default model's recipe trained with dropout (section 9).
@@ -265,11 +268,11 @@ record("direct_share_mlps", round(sum(v for k, v in shares.items() if "mlp" in k
 record("max_head_direct", round(head_direct.abs().max().item(), 3))
 
 # %% [markdown]
-# **Takeaway.** No head writes the answer: the largest direct share of any head is under a nat (0.2-0.8 by seed and
-# mode), against a logit difference of about 9. The MLPs write it, all four of them (MLP0 most, about 3.7 nats), and
-# attention's net direct share is slightly negative. So there are no name movers in the paper's sense, and direct
-# attribution alone cannot say which heads matter: a head can be essential without writing to the logits itself. That is
-# what patching is for.
+# **Takeaway.** No head writes the answer: the largest direct share of any head is under half a nat (0.28-0.35 by seed
+# and mode), against a logit difference of about 8.5. The MLPs write it, all four of them (MLP1 most, 3.6-4.3 nats; MLP0
+# 2.5-2.8), and attention's net direct share is slightly negative (-0.2 to -0.6). So there are no name movers in the
+# paper's sense, and direct attribution alone cannot say which heads matter: a head can be essential without writing to
+# the logits itself. That is what patching is for.
 
 # %% [markdown]
 # **SmolLM2** (seed 0, fast mode: 8 prompts; logit difference 3.9, 75% correct, flipped -3.3). Here heads do write
@@ -452,14 +455,16 @@ else:
     record("patch_head_out_L0", [round(v, 3) for v in head_out[0].tolist()])
 
 # %% [markdown]
-# **Takeaway.** It happens early. Before layer 0 the difference lives at the name positions; after it, at END:
-# restoring END's residual stream alone gives back about half of the clean behaviour before layer 1 and 0.8-0.9
-# before layer 2, so layer 0 moves most of it and layer 1 the rest. Among the heads only layer 0 matters, and each
-# only in part: L0H0 restores about a fifth, L0H2 and L0H3 about a tenth to a quarter, and L0H1 nothing or a little
-# the *wrong* way with ABC corruption, a reminder that single-site patching measures one component in the context of
-# all the others. Within each head it is the *values* that carry the effect, not the queries, keys or pattern: the
-# heads look at the same places on clean and corrupted prompts and move different names from there. One position at
-# a time, the heads act at END (L0H0 most), with small effects of either sign elsewhere: four heads share the job.
+# **Takeaway.** It happens early. Before layer 0 the difference lives at the name positions; after it, at END: restoring
+# END's residual stream alone gives back 0.55-0.7 of the clean behaviour before layer 1, 0.75-0.85 before layer 2 and
+# about all of it before layer 3 (0.94-1.05), so layer 0 moves most of it and the MLPs of layers 1 and 2 finish the job.
+# Among the heads only layer 0 matters, and each only in part: L0H0 and L0H3 restore about a fifth each (0.19-0.23),
+# L0H2 up to a seventh, and L0H1 nothing or a little the *wrong* way with ABC corruption (-0.02 to -0.1), a reminder
+# that single-site patching measures one component in the context of all the others. Within each head it is the *values*
+# that carry the effect, not the queries, keys or pattern (each under 0.02): the heads look at the same places on clean
+# and corrupted prompts and move different names from there. One position at a time, the heads act at END (L0H0 most),
+# with effects of either sign at the comma or full stop that closes the first clause (up to +-0.3 on seed 1's layout,
+# where L0H2 and L0H3 cancel): four heads share the job.
 
 # %% [markdown]
 # **SmolLM2.** Fast mode patches every head of the last third of the layers (default mode: the last half), and
@@ -550,12 +555,12 @@ if not real:
 
 # %% [markdown]
 # **Takeaway.** Where the model is close to linear the estimate is nearly exact: every head after layer 0 is within
-# about 0.01 of its patched value. The layer-0 heads are off by up to about 0.2, because what they write passes through
-# MLP0 and the other MLPs, far from linear over the change from ABC names to the clean ones (Nanda 2023: attribution
-# patching is poor for MLP0). On this model that error is as large as the effects themselves (0.1-0.25 per head), so the
-# correlation over all heads depends on the draw: 0.84 on seed 0, 0.63-0.76 on seed 1 and in fast mode. On zoo-gelu-4l,
-# whose key head alone restores 0.63, it is 0.86 (0.89 in fast mode). Use attribution patching to find candidates on big
-# grids, then confirm the few that matter exactly.
+# about 0.015 of its patched value. The layer-0 heads are off by 0.10-0.17, because what they write passes through MLP0
+# and the other MLPs, far from linear over the change from ABC names to the clean ones (Nanda 2023: attribution patching
+# is poor for MLP0). On this model that error is as large as the effects themselves (0-0.23 per head), so the
+# correlation over all heads depends on the draw: 0.86 on seed 0, 0.92 on seed 1, 0.76 and 0.91 in fast mode. On
+# zoo-gelu-4l, whose key head alone restores 0.63, it is 0.86 (0.89 in fast mode). Use attribution patching to find
+# candidates on big grids, then confirm the few that matter exactly.
 
 # %% [markdown]
 # **SmolLM2.** On the heads patched exactly, attribution patching is close to exact: r = 0.996 (seeds 0 and 1; default
@@ -725,13 +730,14 @@ display(
 )
 
 # %% [markdown]
-# **Takeaway.** Each layer-0 head carries a quarter to a half of the corruption's effect into the MLPs at END, and MLP0
-# alone receives nearly all of it (the table: one receiver against all four); MLP0 then passes its result both to the
-# logits and to the later MLPs. The heads barely write to the logits directly (|damage| under 0.1), and nothing reaches
-# a later head's query at END (every head: about 0). That last bar is the paper's S-inhibition test: in GPT-2 the heads
-# that attend END -> S2 act through the name movers' queries. Ours attend END -> S2 (section 6), but their output goes
-# into the MLPs, and there are no name movers to receive it. The circuit is heads -> MLPs -> logits, with no
-# head-to-head composition: the mechanism is in the MLPs, where attention-pattern tools cannot see it.
+# **Takeaway.** Each layer-0 head carries a fifth to a half of the corruption's effect into the MLPs at END (L0H0 most,
+# 0.45-0.47; L0H1 least, 0.20-0.22), and MLP0 alone receives most of it (the table: one receiver against all four); MLP0
+# then passes its result both to the logits and to the later MLPs. The heads barely write to the logits directly
+# (|damage| under 0.05), and nothing reaches a later head's query at END (every head: under 0.03). That last bar is the
+# paper's S-inhibition test: in GPT-2 the heads that attend END -> S2 act through the name movers' queries. Ours attend
+# END -> S2 (section 6), but their output goes into the MLPs, and there are no name movers to receive it. The circuit is
+# heads -> MLPs -> logits, with no head-to-head composition: the mechanism is in the MLPs, where attention-pattern tools
+# cannot see it.
 
 # %% [markdown]
 # **SmolLM2.** Path patching of the three heads that matter most: L23H3 reaches the logits directly (damage 0.33; 0.64
@@ -804,19 +810,20 @@ record("causal_roles", [f"{row['head']}: {row['roles']}" for row in role_table i
 #
 # | class (Wang et al.) | GPT-2 small | zoo-gelu-4l-dup (default) | zoo-gelu-4l (section 7) |
 # |---|---|---|---|
-# | name movers, backup name movers | 9.9, 9.6, 10.0; 8 backups | none: no head writes more than 0.4 of the 8.9 nats | none |
+# | name movers, backup name movers | 9.9, 9.6, 10.0; 8 backups | none: no head writes more than 0.3 of the 8.5 nats | none |
 # | negative name movers | 10.7, 11.10 | none | none |
 # | S-inhibition | 7.3, 7.9, 8.6, 8.10 | none: the END -> S2 heads feed the MLPs, no head's query (path damage about 0) | the same, with one head |
-# | induction, duplicate-token | 5.5, 5.8, 5.9, 6.9; 0.1, 0.10, 3.0 | duplicate-token attention (L2H3, S2 -> S1 0.38) with no effect (total -0.04 nats); no induction | duplicate-token-like attention only |
-# | previous-token | 2.2, 4.11 | patterns only (layer 2), no effect | patterns only |
-# | (none in GPT-2) | | *recent-name movers*: all four layer-0 heads attend END -> S2 (0.22-0.35), carry 0.25-0.45 into the MLPs, 0.9-3.6 nats of total effect each | one recent-name mover (L0H1: END -> S2 0.90, 9.4 nats) and two *all-names movers* |
+# | induction, duplicate-token | 5.5, 5.8, 5.9, 6.9; 0.1, 0.10, 3.0 | duplicate-token attention (L2H3, S2 -> S1 0.39) with no effect (total 0.07 nats); no induction | duplicate-token-like attention only |
+# | previous-token | 2.2, 4.11 | patterns in layers 1-3 with no effect; L0H0 and L0H3 near the bar (0.30-0.32), whose effect is the moving at END | patterns only |
+# | (none in GPT-2) | | *recent-name movers* L0H0 and L0H3 (END -> S2 0.41 and 0.32), an *all-names mover* L0H2 (L0H3 is one too); with L0H1 (END -> S2 0.21) they carry 0.22-0.47 into the MLPs, 0.9-4.0 nats of total effect each | one recent-name mover (L0H1: END -> S2 0.90, 9.4 nats) and two *all-names movers* |
 #
-# **Takeaway.** One class besides the (absent) name movers is identified with evidence: L0H0 is a recent-name mover
-# (attention END -> S2 0.33, total effect about 3.4 nats, its path runs into the MLPs). L0H1-L0H3 do the same by
-# every measure but the attention bar: END -> S2 0.22-0.28, under the 0.3 that `classify_heads` asks for, with paths
-# into the MLPs of 0.25-0.36 and total effects of 0.9-3.6 nats; section 7 shows what they attend to when there are
-# two names to avoid. Heads that *look* like GPT-2's classes do nothing for this task: L2H3 attends S2 -> S1 like a
-# duplicate-token head and its mean ablation changes nothing.
+# **Takeaway.** Two classes besides the (absent) name movers are identified with evidence, both in layer 0. L0H0 and
+# L0H3 are recent-name movers (attention END -> S2 0.41 and 0.32, total effects 3.5 and 4.0 nats, paths into the
+# MLPs 0.47 and 0.42); L0H2 (and L0H3 again) is an all-names mover, looking at IO and S1 as well (0.12-0.16 each,
+# END -> S2 0.25; 1.8 nats, path 0.34). L0H1 does a little of both under every attention bar (END -> S2 0.21, IO and
+# S1 0.08; 0.9 nats on seed 0, 0.5-0.9 elsewhere); section 7 shows what the four attend to when there are two names
+# to avoid. Heads that *look* like GPT-2's classes do nothing for this task: L2H3 attends S2 -> S1 like a
+# duplicate-token head and its mean ablation moves the logit difference by under 0.2 nats (0.07 on seed 0).
 
 # %% [markdown]
 # **SmolLM2.** The classification finds what notebook 06 found: name movers in layer 23 (L23H1 and L23H7 causal;
@@ -833,7 +840,7 @@ record("causal_roles", [f"{row['head']}: {row['roles']}" for row in role_table i
 # can know which names came last. Two-name IOI prompts cannot tell those apart, because the repeated name is always
 # the last one. Three-name prompts, in wording neither model saw in training, can: "A, B and C went to the park. B
 # and C gave a ball to" -> A, with the answer introduced first, second or third. `zoo-gelu-4l` was trained like the
-# default model, on the same corpus without three-name sentences. Both models run the same prompts.
+# default model, on the same corpus without three-name or composed sentences. Both models run the same prompts.
 
 # %%
 other_name = "zoo-gelu-4l" if model_name != "zoo-gelu-4l" else "zoo-gelu-4l-dup"
@@ -848,24 +855,22 @@ figures.slot_accuracy_figure(
     if real
     else "Three names: the duplicate model finds the name said once in every slot; the recency model does not",
 ).show()
+
+
+def layer0_attention(template: str) -> list[dict[str, object]]:
+    """Rows of a table: every layer-0 head's attention from END to the names of three-name prompts, per model."""
+    rows = []
+    for name, m in compared.items():
+        attention = ioi_circuit.three_name_attention(m, ioi.three_name_dataset(m.tokenizer, n_per_slot, seed, template))
+        rows += [
+            {"model": name, "head": f"L0H{h}", **{f"END -> {k}": float(v[0, h]) for k, v in attention.items()}}
+            for h in range(n_heads)
+        ]
+    return rows
+
+
 if not real:
-    end_attention = {  # layer 0 at END, on the same three-name prompts
-        name: ioi_circuit.three_name_attention(m, ioi.three_name_dataset(m.tokenizer, n_per_slot, seed))
-        for name, m in compared.items()
-    }
-    display(
-        html_table(
-            [
-                {
-                    "model": name,
-                    "head": f"L0H{h}",
-                    **{f"END -> {k}": float(v[0, h]) for k, v in end_attention[name].items()},
-                }
-                for name in compared
-                for h in range(n_heads)
-            ]
-        )
-    )
+    display(html_table(layer0_attention(ioi.THREE_NAME_TEMPLATE)))  # layer 0 at END, on the same three-name prompts
 record("three_name_accuracy_by_slot", [round(a, 3) for a in three_name[model_name]["accuracy_by_slot"]])
 if not real:
     record("three_name_accuracy_by_slot_compared", [round(a, 3) for a in three_name[other_name]["accuracy_by_slot"]])
@@ -880,11 +885,15 @@ if not real:
 # names said again, L0H1 looks only at the last (0.83 in the table above), so the model never picks that one and
 # usually picks the other repeated name.
 #
-# **The duplicate model** passes every slot. Its four layer-0 heads split their attention between *both* names of
-# the final clause (the earlier and the last repeat), and hardly look at the answer: "not a name of the final clause"
-# is what its data rewarded. Is that repetition? Split the two repeated names into two clauses, "A, B and C went to
-# the park, and B sat down. Later, C gave a ball to": the name said once is still A, but B is no longer in the
-# clause that gives (and, unlike in the three-name sentences, nothing in the grammar rules B out as a recipient).
+# **The duplicate model** passes every slot (0.98-1.0). Its four layer-0 heads look mostly at *both* names of the
+# final clause (END -> earlier repeat 0.12-0.23, last repeat 0.18-0.38), less at the repeated names' first mentions
+# (0.04-0.19, the two together) and least at the answer (0.02-0.10). No layer-0 head can attend to a name *as
+# repeated*: its keys hold a token and a position, and which names came before is not in them yet. So its weights
+# follow position, the final clause first, though a name said twice also collects attention twice. Is that
+# repetition? Split the two repeated names into two clauses, "A, B and C went to the park, and B sat down. Later, C
+# gave a ball to": the name said once is still A, but B is no longer in the clause that gives (and, unlike in the
+# three-name sentences, nothing in the grammar rules B out as a recipient). The composed sentences of the corpus do
+# this with their asides ("B was tired. Later, C gave ..."), in other words: "sat down" is in none of them.
 
 # %%
 display(
@@ -904,16 +913,26 @@ display(
         ]
     )
 )
+if not real:  # layer 0 at END on the split prompts: the middle clause's repeat is the "earlier repeat"
+    display(html_table(layer0_attention(ioi.SPLIT_THREE_NAME_TEMPLATE)))
+record("split_accuracy_by_slot", [round(a, 3) for a in three_name[model_name]["split_accuracy_by_slot"]])
 record("split_picks_earlier_repeat", round(three_name[model_name]["split_picks_earlier_repeat"], 3))
 
 # %% [markdown]
-# **Takeaway.** Both models avoid the names of the clause that gives, not repeated names: on split prompts the
-# duplicate model picks the repeated name of the middle clause about 80% of the time, and the recency model almost
-# always. No model here detects repetition the way GPT-2's duplicate-token heads do, and no corpus we gave them
-# required it: in every training sentence the repeated names are exactly the last clause's. The first corpus allowed
-# "not the most recent name", the second "not a name of the final clause", and each model took the shortcut its data
-# allowed. The three-name sentences did change the circuit (one head became four, each spreading its attention over
-# the recent names) and made it right on every slot of unseen wording; they did not make it the paper's.
+# **Takeaway.** The asides moved the duplicate model part of the way from "not a name of the final clause" towards
+# repetition. On split prompts it finds the name said once 0.76 / 0.62 / 0.76 of the time by slot (seed 0; seed 1:
+# 0.62 / 0.54 / 0.62; chance 1/3) and picks the middle clause's repeat 29% of the time (seed 1: 41%). The same
+# recipe trained on the corpus before the composed sentences (its earlier weights, in the repository's history) was
+# right 0.12 / 0.20 / 0.30 and picked that repeat 79% of the time, and the recency model picks it almost always
+# (96%). Part of the way only: a third of the split prompts still go to the middle clause's name, and the second
+# table shows why that is hard for this circuit. With the repeats in two clauses the layer-0 heads look at the final
+# clause's name most (0.26-0.47), at the middle clause's repeat less (0.10-0.19) and at the answer least
+# (0.01-0.07): nothing in them marks a name as repeated, and at END the middle clause's name differs from the answer
+# only by where and how often it drew attention, position first. The heads that look like GPT-2's duplicate-token
+# heads still do nothing (section 6: L2H3, S2 -> S1 0.39, no effect). Each corpus got the shortcut it allowed: the
+# first "not the most recent name", the second "not a name of the final clause", the third something between that
+# and repetition. The three-name sentences changed the circuit (one head became four) and made it right on every
+# slot of unseen wording; the asides made it right on most split prompts; neither made it the paper's.
 
 # %% [markdown]
 # **SmolLM2.** The comparison with the zoo's models and their layer-0 table are skipped. On three-name prompts
@@ -945,11 +964,13 @@ record("circuit", [f"L{l}H{h}" for l, h in circuit_heads] + [f"MLP{l}" for l in 
 record("faithfulness", round(faith.fraction, 4))
 
 # %% [markdown]
-# **Takeaway.** Three or four layer-0 heads and the four MLPs keep about three quarters of the model's logit
-# difference with everything else mean-ablated (the paper: 87% for a circuit of 26 heads). What is missing sits just
-# under the 10% bar: on seed 0, `circuit_threshold=0.05` adds L0H1 and L2H1 and keeps 92%, and 0.02 (eight heads)
-# keeps all of it. Redundant heads make a threshold circuit lossy: each leaves out little, together they leave out a
-# quarter. (zoo-gelu-4l's circuit, one recent-name mover and two all-names movers, keeps 98%.)
+# **Takeaway.** Three or four layer-0 heads (with L1H1 in fast mode on seed 0) and the four MLPs keep 71-87% of the
+# model's logit difference with everything else mean-ablated (seed 0: 80%; the paper: 87% for a circuit of 26
+# heads). What is missing sits under the 10% bar: on seed 0 the circuit already has all four layer-0 heads, and
+# `circuit_threshold=0.02` adds L1H0, L1H1 and L2H1 (3-4% of the logit difference each, L1H0 against it) and keeps
+# all of it; on seed 1 L0H1 (7%) falls under the bar, and 0.05 takes it back (76% -> 84%). Heads that each leave out
+# little make a threshold circuit lossy: together they leave out 13-29%. (zoo-gelu-4l's circuit, one recent-name
+# mover and two all-names movers, keeps 98%.)
 
 # %% [markdown]
 # **SmolLM2.** A threshold circuit explains almost none of a 30-layer model. The components with 10% of the logit
@@ -998,11 +1019,12 @@ record("key_head", f"L{key_head[0]}H{key_head[1]}")
 record("knockout_survives", round(survives, 3))
 
 # %% [markdown]
-# **Takeaway.** Without its key head (L0H3 on seed 0, L0H0 on seed 1: the two cost about the same) the model keeps about
-# 60% of its logit difference, still about 5 nats in favour of IO. The other heads change little: no head's total effect
-# grows by more than a few tenths of a nat, and no head's *direct* effect by more than 0.1 nats, so there are no backup
-# name movers. What keeps the answer is redundancy that was there before the knockout: three more layer-0 heads doing
-# the same job. zoo-gelu-4l, whose one recent-name mover does it all, prefers the wrong name without it.
+# **Takeaway.** Without its key head (L0H3, on seeds 0 and 1; L0H0 costs nearly as much) the model keeps about half of
+# its logit difference (52%; 47-56% by seed and mode), still 4.1-4.7 nats in favour of IO. The other heads change
+# little: no head's total effect grows by more than 0.11 nats, and no head's *direct* effect by more than 0.08, so
+# there are no backup name movers. What keeps the answer is redundancy that was there before the knockout: three more
+# layer-0 heads doing the same job. zoo-gelu-4l, whose one recent-name mover does it all, prefers the wrong name
+# without it.
 
 # %% [markdown]
 # **SmolLM2.** The key head is the name mover L23H0. The full knockout (every component's total effect twice) would
@@ -1077,10 +1099,11 @@ else:
     # Corrupted <= 0: the flipped set reverses the answer. (ABC has neither clean name, so about 0 there: not asserted.)
     assert logit_diff["flipped"] <= 0, logit_diff
     # Attribution patching is exact where the model is near-linear: heads after layer 0 within 0.05 of exact patching
-    # (0.01), layer 0, read through the MLPs, worse (0.16). r >= 0.8 (the issue's bar) holds on zoo-gelu-4l (0.86)
-    # but not on the default model (0.63-0.84 by seed and mode, section 4): asserted below for zoo-gelu-4l only.
+    # (0.007; at most 0.015), layer 0, read through the MLPs, worse (0.17; 0.10-0.17). r >= 0.8 (the issue's bar)
+    # holds on zoo-gelu-4l (0.86) but on the default model only on some draws (0.86, seed 1 0.92, fast mode 0.76 and
+    # 0.91, section 4): asserted below for zoo-gelu-4l only.
     assert attribution_error["later layers"] < 0.05 < attribution_error["layer 0"], attribution_error
-    assert faith.fraction >= 0.7, faith  # 0.75 (zoo-gelu-4l: 0.98; GPT-2: 0.87)
+    assert faith.fraction >= 0.7, faith  # 0.80; 0.71-0.87 by seed and mode (zoo-gelu-4l: 0.98; GPT-2: 0.87)
     # A head class other than name movers, with causal evidence: attention role + path into the MLPs + total effect.
     other = [
         row
@@ -1097,25 +1120,31 @@ if not real:
     # The recency model never picks the name said last, and fails where the answer was introduced first (0.08; chance 1/3).
     assert recency["picks_last_repeat"] <= 0.1 and recency["accuracy_by_slot"][0] <= 0.2, recency
     if model_name in ("zoo-gelu-4l-dup", "zoo-gelu-4l"):
-        # No name movers: no head's direct share reaches 10% of the logit difference (0.39 of 8.88); the MLPs write most.
+        # No name movers: no head's direct share reaches 10% of the logit difference (0.28 of 8.48); the MLPs write most.
         assert head_direct.abs().max() < 0.1 * logit_diff["clean"], head_direct
-        assert sum(v for k, v in shares.items() if "mlp" in k) > 0.5 * logit_diff["clean"], shares  # 9.5 of 8.9
-        # No S-inhibition: no head's output reaches a later head's query at END (largest damage 0.01; PATH_MIN 0.1).
+        assert sum(v for k, v in shares.items() if "mlp" in k) > 0.5 * logit_diff["clean"], shares  # 9.0 of 8.5
+        # No S-inhibition: no head's output reaches a later head's query at END (largest damage 0.02; PATH_MIN 0.1).
         assert paths["later heads' queries at END"].nan_to_num(0).abs().max() < ioi_circuit.PATH_MIN, paths
     if model_name == "zoo-gelu-4l-dup":
-        # Duplicate-token attention without effect: heads attending S2 -> S1 move the logit diff by < 5% (L2H3: 0.04 nats).
+        # Duplicate-token attention without effect: heads attending S2 -> S1 move the logit diff by < 5% (L2H3: 0.07
+        # nats; -0.06 to 0.19 by seed and mode, against a bar of 0.41-0.44).
         duplicate = attention["S2->S1"] >= ioi_circuit.ATTENTION_MIN
         assert (effects.head_total[duplicate].abs() < ioi_circuit.EFFECT_MIN * logit_diff["clean"]).all(), effects
         mine = three_name[model_name]
-        assert min(mine["accuracy_by_slot"]) >= 0.9, mine  # 1.0 / 1.0 / 1.0 (the zoo's acceptance: >= 0.9 per slot)
-        # Not repetition: on split prompts the repeated name outside the final clause is picked most of the time (0.79).
-        assert mine["split_picks_earlier_repeat"] >= 0.5, mine
-        # Distributed: at least three layer-0 heads each cost 10% of the logit difference when ablated (3.4, 0.9, 1.8, 3.6).
+        assert min(mine["accuracy_by_slot"]) >= 0.9, mine  # 1.0 / 0.98 / 0.98 (the zoo's acceptance: >= 0.9 per slot)
+        # Partly repetition: on split prompts the name said once is found more often than not (0.71 averaged over the
+        # slots, seed 1 0.59, seeds 0-4 0.59-0.71; chance 1/3) and the middle clause's repeat is picked less than half
+        # the time (0.29; seeds 0-4 0.29-0.41). The same recipe before the composed corpus: 0.14-0.25 and 0.75-0.86;
+        # zoo-gelu-4l: 0.04-0.13 and 0.87-0.96. Only partly: it still picks that repeat on some prompts (>= 0.1).
+        split = mine["split_accuracy_by_slot"]
+        assert sum(split) / len(split) >= 0.5 and 0.1 <= mine["split_picks_earlier_repeat"] < 0.5, mine
+        # Distributed: at least three layer-0 heads each cost 10% of the logit difference when ablated (3.5, 0.9, 1.8, 4.0).
         assert (effects.head_total[0] >= 0.1 * logit_diff["clean"]).sum() >= 3, effects.head_total
-        # Redundant, not backed up: without the key head more than half survives (0.60), and no other head's direct
-        # effect grows by 10% of the logit difference (Wang et al.'s backup name movers).
-        assert survives > 0.5 and knocked.summary()["backup name movers (direct +10%)"] == "none", knocked.summary()
-        # Nothing takes over without dropout: no other head's total effect grows by 10% of the logit diff (3%); with
+        # Redundant, not backed up: without the key head about half survives (0.52; 0.47-0.56 by seed and mode; the
+        # recency model, one head: -0.2), and no other head's direct effect grows by 10% of the logit difference
+        # (largest 0.04 nats; Wang et al.'s backup name movers).
+        assert survives >= 0.4 and knocked.summary()["backup name movers (direct +10%)"] == "none", knocked.summary()
+        # Nothing takes over without dropout: no other head's total effect grows by 10% of the logit diff (0.5%); with
         # dropout one does (19%), where the dropout twin is in data/models/. Neither has backup name movers.
         assert takes_over[model_name] < 0.1, takes_over
         if twin in takes_over:
@@ -1161,10 +1190,19 @@ if real:  # SmolLM2, 4-bit: values of seed 0 in fast mode (8 prompts, the last t
 # - **The other corruption**: `corruption="flipped"` patches with prompts whose answer is reversed; compare the
 #   patching grids and the attribution correlation (`workbook run 03 -p corruption flipped`).
 # - **Seeds**: `workbook sweep 03 -p seed 0,1,2 --fast` and compare `faithfulness` and `path_L0_to_mlps`.
-# - **Force repetition**: section 7's split prompts are where the final-clause rule and repetition disagree. Add
-#   training sentences like them, where a repeated name sits outside the final clause and is still not the answer
-#   (`corpus.THREE_NAME_TEMPLATES`), retrain (`workbook train-zoo zoo-gelu-4l-dup --out /tmp/zoo`, about 30 minutes)
-#   and rerun this notebook: do duplicate-token heads gain an effect, and does an S-inhibition path appear?
+# - **Force repetition**: section 7's split prompts are where the final-clause rule and repetition disagree. The
+#   composed corpus went part of the way: its asides ("B was tired.") name a repeated name in a sentence of its own
+#   in 40% of the composed sentences (in three-name ones the final clause then names only the other repeat), and the
+#   split prompts went from 0.21 to 0.59-0.71 correct, with no duplicate-token head or S-inhibition path to show for
+#   it. What remains: make the final-clause rule fail more often (more asides, `_write_composed`; asides anywhere, not
+#   only just before the final clause; two-name sentences whose final clause does not name S at all), retrain
+#   (`workbook train-zoo zoo-gelu-4l-dup --out /tmp/zoo`, about 45 minutes) and rerun this notebook: do the split
+#   prompts reach the three-name prompts' accuracy, do duplicate-token heads gain an effect, does an S-inhibition path
+#   appear?
+# - **Where the split prompts are decided**: resample-ablate each head on the split prompts (the five names replaced
+#   by fresh ones) at END only and at the middle clause's repeat only. Measured on seed 0: every effect is at END
+#   (L0H3 0.71 -> 0.45 correct, L1H1 and L2H1 -> 0.54-0.55), none at the repeated name's own position, where a
+#   duplicate-token head would act.
 # - **The recency model**: `workbook run 03 -p model_name zoo-gelu-4l` runs every section on it; compare the role
 #   tables and the knockouts.
 # - **GPT-2**: with a network, `model_name="gpt2-small"` (about 500 MB); the paper's heads should show up in the same
