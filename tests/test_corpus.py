@@ -436,6 +436,8 @@ def test_composed_sentences_leave_older_corpora_unchanged():
     """composed_fraction=0 (zoo-gelu-4l-dup's first corpus) draws what the code drew before the field existed."""
     assert _corpus_digest(three_name_fraction=0.7) == "983a8c2fc50f571e"
     assert _corpus_digest(genre_weights={"story": 1.0}, three_name_fraction=0.7) == "12d84abc26957e26"
+    # and zoo-gelu-4l-dup's corpus stays what it was trained on (digest taken when it was)
+    assert _corpus_digest(three_name_fraction=0.7, composed_fraction=0.5) == "3b92b9b803bae0aa"
 
 
 def _composed_sentences(split: str, n_docs: int = 80) -> list[dict]:

