@@ -185,8 +185,6 @@ GELU_1L_A = ZooSpec(
 # openings, asides that put a repeated name in a sentence of its own, connectors, verbs, object phrases); the
 # retrained model scores 1.00 / 0.97 on those novel wordings.
 IOI_DUPLICATES = {"three_name_fraction": 0.7, "composed_fraction": 0.5}
-# The corpus of the first zoo-gelu-4l-dup, which the dropout twin was trained on.
-IOI_DUPLICATES_FIXED = {"three_name_fraction": 0.7}
 DUP_STEPS = 6000
 GELU_4L = ZooSpec(
     "zoo-gelu-4l",
@@ -247,7 +245,7 @@ ZOO: Mapping[str, ZooSpec] = {
         dataclasses.replace(
             GELU_4L,
             name="zoo-gelu-4l-dup-dropout",
-            corpus_overrides=IOI_DUPLICATES_FIXED,
+            corpus_overrides=IOI_DUPLICATES,
             steps=DUP_STEPS,
             checks=("ioi", "three_name"),
             dropout=0.1,
