@@ -10,7 +10,7 @@
 # **Paper.** Wang et al. (2022), *Interpretability in the Wild: a Circuit for Indirect Object Identification in GPT-2
 # small*; Nanda (2023) and Syed et al. (2023) for attribution patching.
 # **Prerequisites.** 00 (the zoo and its IOI prompts), 02 (attention heads, ablation). **Runtime on a 2-core CPU:**
-# default about 40 s, fast mode (`fast=True`) about 22 s.
+# default about 45 s, fast mode (`fast=True`) about 30 s (up to 75 s and 55 s on a machine busy with other work).
 #
 # **What we reproduce, and how ours differs.** The whole method of the paper, on `zoo-gelu-4l-dup` (4 layers x 4
 # heads, 512-neuron MLPs, trained on our corpus; IO beats S on 100% of held-out prompts, logit difference about 8.5).
@@ -1068,14 +1068,17 @@ if twin in takes_over:
     record("twin_largest_growth_fraction", round(takes_over[twin], 3))
 
 # %% [markdown]
-# **Takeaway.** Dropout changes how the rest of the model reacts, not how much survives: both models keep about 60%
-# of their logit difference without their key head. Without dropout the other heads barely change (the largest total
-# effect grows by 0.1-0.3 nats, under 4% of the logit difference): each head did its share before the knockout and
-# does the same after. With dropout another layer-0 head takes over part of the job: its total effect grows by
-# 0.8-1.5 nats (11-21% of the logit difference), backup in the broad sense. Neither model has backup *name movers*
-# (no head's direct effect grows by 10% of the logit difference), as neither has name movers to back up. So dropout
-# does breed heads that stand in for each other, consistent with Wang et al.'s suspicion, but here in the circuit this
-# recipe learns (layer-0 heads feeding the MLPs), not in the paper's name movers.
+# **Takeaway.** On this corpus dropout changes neither how much survives nor how the rest of the model reacts. The
+# dropout twin (logit difference 5.6, against the default model's 8.5) leans on L0H0 most (2.7 nats) and keeps about
+# half of its logit difference without it (51%; 51-55% by seed and mode), as the default model does without L0H3 (52%;
+# 47-56%). In neither does another head take over: no head's total effect grows by more than 0.11 nats (the twin: 1-2%
+# of its logit difference; the default model: under 1.5%), and no head's *direct* effect grows by 10% of the logit
+# difference, so neither has backup name movers, as neither has name movers to back up. What keeps the answer is
+# redundancy that was there before the knockout: the other layer-0 heads go on doing their share. The twin trained
+# on the first corpus, before the composed sentences, did differ: without its key head another layer-0 head's total
+# effect grew by 0.8-1.5 nats (11-20% of the logit difference), backup in the broad sense. So whether dropout breeds
+# heads that stand in for each other depended here on the data (or the run), and this pair of models gives Wang et
+# al.'s suspicion no support; one pair cannot settle it either way.
 
 # %%
 record("exercises_solved", ex.summary())
@@ -1144,11 +1147,14 @@ if not real:
         # recency model, one head: -0.2), and no other head's direct effect grows by 10% of the logit difference
         # (largest 0.04 nats; Wang et al.'s backup name movers).
         assert survives >= 0.4 and knocked.summary()["backup name movers (direct +10%)"] == "none", knocked.summary()
-        # Nothing takes over without dropout: no other head's total effect grows by 10% of the logit diff (0.5%); with
-        # dropout one does (19%), where the dropout twin is in data/models/. Neither has backup name movers.
+        # Nothing takes over, with or without dropout: no other head's total effect grows by 10% of the logit diff
+        # (0.5%; at most 1.3% by seed and mode; the dropout twin, where it is in data/models/: 1.0%, at most 1.8%; the
+        # twin trained before the composed corpus: 11-20%). The twin keeps about half without its key head (0.51;
+        # 0.51-0.55) and has no backup name movers either.
         assert takes_over[model_name] < 0.1, takes_over
         if twin in takes_over:
-            assert takes_over[twin] >= 0.1 and backup_rows[1]["backup name movers (direct +10%)"] == "none", backup_rows
+            assert takes_over[twin] < 0.1 and backup_rows[1]["survives"] >= 0.4, backup_rows
+            assert backup_rows[1]["backup name movers (direct +10%)"] == "none", backup_rows
     if model_name == "zoo-gelu-4l":
         assert attribution_corr >= 0.8, attribution_corr  # 0.86, fast 0.89 (Nanda 2023: good for head outputs)
         # One head carries it: without the key head (L0H1) the model prefers the wrong name (-1.6 of 7.8 survives).
