@@ -1206,9 +1206,9 @@ if real:  # SmolLM2, 4-bit: values of seed 0 in fast mode (8 prompts, the last t
 #   prompts reach the three-name prompts' accuracy, do duplicate-token heads gain an effect, does an S-inhibition path
 #   appear?
 # - **Where the split prompts are decided**: resample-ablate each head on the split prompts (the five names replaced
-#   by fresh ones) at END only and at the middle clause's repeat only. Measured on seed 0: every effect is at END
-#   (L0H3 0.71 -> 0.45 correct, L1H1 and L2H1 -> 0.54-0.55), none at the repeated name's own position, where a
-#   duplicate-token head would act.
+#   by fresh ones) at END only and at the middle clause's repeat only. Measured on seed 0: every effect is at END (L0H3
+#   0.71 -> 0.45 correct, L1H1 and L2H1 -> 0.54-0.55), none at the repeated name's own position (every head there at
+#   once: 0.71 -> 0.70), where a duplicate-token head would act.
 # - **The recency model**: `workbook run 03 -p model_name zoo-gelu-4l` runs every section on it; compare the role
 #   tables and the knockouts.
 # - **GPT-2**: with a network, `model_name="gpt2-small"` (about 500 MB); the paper's heads should show up in the same
