@@ -209,9 +209,7 @@ def ioi_metrics(model: HookedTransformer, n: int = 200, seed: int = EVAL_SEED) -
     tok = model.tokenizer
     prompts = ioi_prompts(CorpusConfig(split="eval"), n, seed)
     ids = [[tok.bos_token_id] + tok.encode(p.text, add_special_tokens=False) for p in prompts]
-    width = max(map(len, ids))
-    tokens = torch.tensor([row + [tok.bos_token_id] * (width - len(row)) for row in ids])
-    last = torch.tensor([len(row) - 1 for row in ids])
+    tokens, last = ioi.pad_right(ids, tok.bos_token_id)
     logits = model(tokens)[torch.arange(n), last]
     io = torch.tensor([tok.encode(p.answer, add_special_tokens=False)[0] for p in prompts])
     s = torch.tensor([tok.encode(p.distractor, add_special_tokens=False)[0] for p in prompts])

@@ -96,8 +96,7 @@ def _build(tok: PreTrainedTokenizerFast, rows: list[dict], answers: list[tuple[s
             positions[role].append(pos)
         ids.append(row_ids)
         row["text"] = text
-    width = max(map(len, ids))
-    tokens = torch.tensor([r + [tok.bos_token_id] * (width - len(r)) for r in ids])
+    tokens, _ = pad_right(ids, tok.bos_token_id)
     return IOIDataset(
         tokens=tokens,
         positions={role: torch.tensor(p) for role, p in positions.items()},
@@ -108,6 +107,16 @@ def _build(tok: PreTrainedTokenizerFast, rows: list[dict], answers: list[tuple[s
         names=tuple((r["n1"], r["n2"], r["s2"]) for r in rows),
         texts=tuple(r["text"] for r in rows),
     )
+
+
+def pad_right(ids: Sequence[Sequence[int]], pad: int) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, " batch"]]:
+    """Rows of token ids right-padded with `pad` into one tensor, and each row's last real position (END).
+
+    Right padding keeps every real token at its own position, so a causal model reads each row as if
+    it were alone: the logits at END are those of the unpadded prompt.
+    """
+    width = max(map(len, ids))
+    return torch.tensor([list(r) + [pad] * (width - len(r)) for r in ids]), torch.tensor([len(r) - 1 for r in ids])
 
 
 def usable_names(tok: PreTrainedTokenizerFast) -> frozenset[str]:
@@ -418,10 +427,10 @@ def three_name_dataset(
             repeat_pos.append([_last(ids[-1], names[-1][i]) for i in range(3) if i != slot])
             slots.append(slot)
             texts.append(text)
-    width = max(map(len, ids))
+    tokens, end = pad_right(ids, tok.bos_token_id)
     return ThreeNameDataset(
-        tokens=torch.tensor([r + [tok.bos_token_id] * (width - len(r)) for r in ids]),
-        end=torch.tensor([len(r) - 1 for r in ids]),
+        tokens=tokens,
+        end=end,
         name_tokens=torch.tensor(names),
         name_pos=torch.tensor(name_pos),
         answer_slot=torch.tensor(slots),
@@ -490,10 +499,10 @@ def two_name_dataset(tok: PreTrainedTokenizerFast, n: int, template: str, seed: 
         io.append(_single_token(tok, a))
         s.append(_single_token(tok, b))
         texts.append(text)
-    width = max(map(len, ids))
+    tokens, end = pad_right(ids, tok.bos_token_id)
     return TwoNameDataset(
-        tokens=torch.tensor([r + [tok.bos_token_id] * (width - len(r)) for r in ids]),
-        end=torch.tensor([len(r) - 1 for r in ids]),
+        tokens=tokens,
+        end=end,
         io_token=torch.tensor(io),
         s_token=torch.tensor(s),
         texts=tuple(texts),
