@@ -272,6 +272,77 @@ def test_sparse_forward_matches_dense_forward():
         make("jumprelu")(x, sparse=True)
 
 
+@pytest.mark.parametrize("shape,k", [((64, 1024), 16), ((5, 32), 4), ((300, 512), 3)])
+def test_row_topk_finds_torch_topk_values(shape, k):
+    """Grouped top-k (used when rows are long) against torch.topk, on rows with ties and with -inf entries."""
+    from interp_helpers.dictionaries.sae.topk import row_topk
+
+    pre = torch.randn(*shape, generator=gen(3))
+    pre[0] = 1.0  # a row of ties
+    pre[1, ::3] = -torch.inf
+    values, indices = row_topk(pre, k)
+    expected = pre.topk(k, dim=-1).values
+    torch.testing.assert_close(values.sort(-1, descending=True).values, expected)
+    torch.testing.assert_close(pre.gather(1, indices), values)
+    assert (indices.sort(-1).values.diff(dim=-1) > 0).all()  # k distinct latents per row
+
+
+@pytest.mark.parametrize("shape,n_keep", [((64, 256), 256), ((7, 16), 20), ((128, 1024), 2048)])
+def test_batch_topk_entries_are_the_largest_over_the_batch(shape, n_keep):
+    from interp_helpers.dictionaries.sae.batchtopk import batch_topk_entries
+
+    pre = torch.randn(*shape, generator=gen(4)) - 1.0  # some rows with few positive entries
+    active = batch_topk_entries(pre, n_keep)
+    assert active.nnz == n_keep
+    kept = active.gather(torch.relu(pre))
+    torch.testing.assert_close(kept.sort().values, torch.relu(pre).reshape(-1).topk(n_keep).values.sort().values)
+    flat = active.rows * shape[1] + active.cols
+    assert (flat.diff() > 0).all()  # row-major, no repeats
+
+
+def loss_and_all_grads(sae: S.SAE, x: torch.Tensor, sparse: bool) -> tuple[S.SAEOutput, dict[str, torch.Tensor]]:
+    sae.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_()
+    out = sae(x, sparse=sparse)
+    (out.loss + (out.recon * torch.linspace(-1, 1, x.shape[-1])).sum()).backward()
+    grads = {name: p.grad.clone() for name, p in sae.named_parameters() if p.grad is not None}
+    return out, grads | {"x": x.grad.clone()}
+
+
+@pytest.mark.parametrize("architecture", ["topk", "batchtopk"])
+def test_sparse_topk_family_matches_dense_loss_and_gradients(architecture):
+    """The active-entry path (active.py) against the dense codes, AuxK included (some latents dead)."""
+    sae = make(architecture, d_in=16, d_sae=256, k=5, dead_tokens=10, aux_k=8)
+    sae.tokens_since_fired[::4] = 10
+    x = torch.randn(48, 16, generator=gen(5)) * 2
+    dense, dense_grads = loss_and_all_grads(sae, x, sparse=False)
+    sparse, sparse_grads = loss_and_all_grads(sae, x, sparse=True)
+    assert sparse.codes is None and dense.codes is not None and dense.aux.item() > 0
+    for name in ("recon", "fired", "l0", "mse", "aux", "loss"):
+        torch.testing.assert_close(getattr(sparse, name), getattr(dense, name), atol=1e-5, rtol=1e-5)
+    assert set(sparse_grads) == set(dense_grads) == {"W_enc", "b_enc", "W_dec", "b_dec", "x"}
+    for name, grad in dense_grads.items():
+        torch.testing.assert_close(sparse_grads[name], grad, atol=1e-5, rtol=1e-5, msg=lambda m: f"{name}: {m}")
+    positive = dense.codes[dense.codes > 0]
+    torch.testing.assert_close(sparse.smallest_code, positive.min())
+
+
+def test_jumprelu_threshold_gradient_is_the_rectangle_kernel_estimate():
+    """d loss / d threshold against eqs. 11 and 12 of Rajamanoharan et al., written out by hand."""
+    sae = make("jumprelu", jumprelu_init_threshold=0.3, jumprelu_bandwidth=0.4, l0_coeff=0.7)
+    x = torch.randn(40, 8, generator=gen(6))
+    out = sae(x)
+    out.loss.backward()
+    z = sae.pre_acts(x).detach()
+    theta, eps = sae.threshold.detach(), sae.cfg.jumprelu_bandwidth
+    kernel = (((z - theta) / eps).abs() < 0.5).float()
+    grad_codes = 2 * (out.recon.detach() - x) @ sae.W_dec.detach().T / x.shape[0]
+    expected = -(theta / eps) * (kernel * grad_codes).sum(0) - sae.cfg.l0_coeff * kernel.sum(0) / (eps * x.shape[0])
+    torch.testing.assert_close(sae.threshold.grad, expected, atol=1e-5, rtol=1e-4)
+    assert (kernel.sum(0) > 0).any()  # the window caught some pre-activations: the check is not of zeros
+    torch.testing.assert_close(out.l0, (out.codes != 0).float().sum(-1).mean())
+
+
 def sparse_relu_sae(d_in: int = 16, d_sae: int = 64, seed: int = 0) -> S.SAE:
     """A ReLU SAE whose codes are sparse (about 10% nonzero) on standard-normal inputs, like a trained one."""
     sae = make("relu", d_in=d_in, d_sae=d_sae, seed=seed, l1_coeff=3.0)

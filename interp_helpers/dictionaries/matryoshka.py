@@ -36,6 +36,7 @@ from torch import Tensor
 
 from interp_helpers.core.validation import check_choice, check_range
 from interp_helpers.dictionaries.sae import SAE, SAEConfig, train_sae
+from interp_helpers.dictionaries.sae.active import ActiveDecode
 
 ARCHITECTURES: tuple[str, ...] = ("topk", "batchtopk")  # the sae.ARCHITECTURES that have no sparsity penalty to weigh
 REDUCTIONS: tuple[str, ...] = ("sum", "mean")
@@ -102,13 +103,14 @@ class MatryoshkaOutput:
     """
 
     recon: Float[Tensor, "batch d_in"]
-    codes: Float[Tensor, "batch d_sae"] | None  # None on the sparse TopK path
+    codes: Float[Tensor, "batch d_sae"] | None  # None on the sparse (training) path
     fired: Bool[Tensor, " d_sae"]
     l0: Float[Tensor, ""]
     prefix_mse: Float[Tensor, " prefix"]  # ||x - recon_i||^2, mean over the batch, one per prefix
     mse: Float[Tensor, ""]
     aux: Float[Tensor, ""]
     loss: Float[Tensor, ""]
+    smallest_code: Float[Tensor, ""] | None = None  # training mode: the smallest nonzero code (BatchTopK threshold)
 
 
 def matryoshka_forward(
@@ -116,9 +118,11 @@ def matryoshka_forward(
 ) -> MatryoshkaOutput:
     """Codes, full reconstruction and the Matryoshka loss of `sae` on `x` (train or eval mode as `sae` is).
 
-    TopK decodes each prefix sparsely: the k selected (value, index) pairs with the values of
-    indices >= m zeroed, so a prefix costs batch x k x d_in. BatchTopK decodes densely and
-    cumulatively, recon_i = recon_{i-1} + codes[:, m_{i-1}:m_i] @ W_dec[m_{i-1}:m_i].
+    In training mode the SAE's sparse selection (`SAE.sparse_select`, active.py) gives the active
+    entries, and one bag sum per (row, prefix band) decodes every band at once: band i holds latents
+    [m_{i-1}, m_i), so recon_i is b_dec plus the cumulative sum of the bands up to i, at a cost of
+    nnz x d_in for all prefixes together. In eval mode (BatchTopK's threshold) codes are dense and
+    decoded cumulatively, recon_i = recon_{i-1} + codes[:, m_{i-1}:m_i] @ W_dec[m_{i-1}:m_i].
     """
     check_choice("reduction", reduction, REDUCTIONS)
     if sae.cfg.architecture not in ARCHITECTURES:
@@ -129,12 +133,27 @@ def matryoshka_forward(
         raise ValueError(f"prefixes {prefixes!r} must increase strictly and end at d_sae={sae.cfg.d_sae}")
     pre = sae.pre_acts(x)
     errors = []
-    if sae.cfg.architecture == "topk":
-        values, indices = sae._topk(pre)  # the SAE's own selection, so the two losses select alike
+    selected = sae.sparse_select(x, pre.detach()) if sae.training and x.ndim == 2 else None
+    if selected is not None:  # the SAE's own selection, so the two losses select alike
+        active, values = selected
+        band_of_latent = torch.bucketize(
+            torch.arange(sae.cfg.d_sae, device=x.device), torch.tensor(prefixes, device=x.device), right=True
+        )
+        bands = ActiveDecode.apply(values, sae.W_dec, active.banded(band_of_latent, len(prefixes)))
+        recons = bands.view(x.shape[0], len(prefixes), -1).cumsum(1) + sae.b_dec
+        errors = list((recons - x[:, None]).pow(2).sum(-1).mean(0).unbind())
+        recon = recons[:, -1]
+        codes = None
+        kept = values.detach()[values.detach() > 0]
+        fired = active.fired(values)
+        n_active = recon.new_tensor(kept.numel() / x.shape[0])
+        smallest = kept.min() if kept.numel() else None
+    elif sae.cfg.architecture == "topk":
+        values, indices = sae._topk(pre)
         for m in prefixes:
             recon = sae.decode_sparse(values * (indices < m), indices)
             errors.append((recon - x).pow(2).sum(-1).mean())
-        codes = None
+        codes, smallest = None, None
         fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=x.device)
         fired[indices[values > 0]] = True
         n_active = (values > 0).sum(-1).float().mean()
@@ -148,11 +167,12 @@ def matryoshka_forward(
             start = m
         fired = (codes > 0).any(dim=0)
         n_active = (codes.detach() != 0).sum(-1).float().mean()
+        smallest = None
     prefix_mse = torch.stack(errors)
     aux = sae.aux_loss(x, recon, pre)  # AuxK on the full residual, as for a plain TopK SAE
     total = prefix_mse.sum() if reduction == "sum" else prefix_mse.mean()
     loss = total + sae.cfg.aux_coeff * aux
-    return MatryoshkaOutput(recon, codes, fired, n_active.detach(), prefix_mse, prefix_mse[-1], aux, loss)
+    return MatryoshkaOutput(recon, codes, fired, n_active.detach(), prefix_mse, prefix_mse[-1], aux, loss, smallest)
 
 
 def train_matryoshka(

@@ -41,10 +41,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from interp_helpers.core.validation import check_choice, check_range, stream_generator
+from interp_helpers.dictionaries.sae.active import Active, ActiveCodes, ActiveDecode
 from interp_helpers.dictionaries.sae.metrics import l0
 
 ARCHITECTURES: tuple[str, ...] = ("relu", "topk", "batchtopk", "jumprelu")
-SPARSE_ARCHITECTURES: tuple[str, ...] = ("relu", "topk")  # those with a sparse training path (`SAE.forward`)
+# Those with a sparse training path (`SAE.forward`, active.py).
+SPARSE_ARCHITECTURES: tuple[str, ...] = ("relu", "topk", "batchtopk")
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class SAEOutput:
     sparsity: Float[Tensor, ""]  # relu: sum |code| x ||W_dec row||; jumprelu: L0 with a gradient; else 0
     aux: Float[Tensor, ""]  # AuxK (topk, batchtopk); 0 when no latent is dead or for other architectures
     loss: Float[Tensor, ""]
+    smallest_code: Float[Tensor, ""] | None = None  # sparse paths: the smallest nonzero code (BatchTopK's threshold)
 
 
 class _Encode(torch.autograd.Function):
@@ -168,7 +171,7 @@ class SAE(nn.Module):
     """
 
     architecture: ClassVar[str] = ""  # set by each subclass: its SAEConfig.architecture
-    has_sparse_path: ClassVar[bool] = False  # forward(sparse=True) allowed (relu, topk)
+    has_sparse_path: ClassVar[bool] = False  # forward(sparse=True) allowed (relu, topk, batchtopk)
     uses_auxk: ClassVar[bool] = False  # the loss includes aux_coeff * AuxK (topk, batchtopk)
     # Tied init, scaled: each latent starts reading the direction it writes, encoder columns at norm
     # `encoder_init_norm`, decoder rows at `decoder_init_norm`. Adam moves every weight by about lr a step whatever
@@ -275,10 +278,33 @@ class SAE(nn.Module):
                 return out
         codes = self._activate(pre)
         recon = self.decode(codes)
-        return self._output(x, pre, recon, codes, (codes > 0).any(dim=0), l0(codes.detach()))
+        # Codes are >= 0 in every architecture; a float max, not a bool any(), which costs 8x more on a CPU.
+        fired = codes.detach().reshape(-1, codes.shape[-1]).amax(0) > 0
+        return self._output(x, pre, recon, codes, fired, l0(codes.detach()))
 
     def _sparse_forward(self, x: Float[Tensor, "batch d_in"], pre: Float[Tensor, "batch d_sae"]) -> SAEOutput | None:
-        """The sparse training path's output, or None to take the dense one (architectures with one override it)."""
+        """The sparse training path's output (active.py), or None to take the dense one.
+
+        Architectures whose selection has no penalty of its own (TopK, BatchTopK) only say which entries are
+        active (`sparse_select`); ReLU overrides this for its L1 term.
+        """
+        selected = self.sparse_select(x, pre.detach())
+        if selected is None:
+            return None
+        active, values = selected
+        recon = ActiveDecode.apply(values, self.W_dec, active) + self.b_dec
+        kept = values.detach()[values.detach() > 0]
+        n_active = recon.new_tensor(kept.numel() / x.shape[0])
+        smallest = kept.min() if kept.numel() else None
+        return self._output(x, pre, recon, None, active.fired(values), n_active, smallest)
+
+    def sparse_select(
+        self, x: Float[Tensor, "batch d_in"], pre: Float[Tensor, "batch d_sae"]
+    ) -> tuple[Active, Float[Tensor, " nnz"]] | None:
+        """The training-mode codes as (active entries, their values with gradients), or None (no sparse path).
+
+        `pre` is detached; the values carry the gradient through `ActiveCodes`. Matryoshka's sparse loss uses it.
+        """
         return None
 
     def _output(
@@ -289,6 +315,7 @@ class SAE(nn.Module):
         codes: Float[Tensor, "batch d_sae"] | None,
         fired: Bool[Tensor, " d_sae"],
         n_active: Float[Tensor, ""],
+        smallest_code: Float[Tensor, ""] | None = None,
     ) -> SAEOutput:
         """loss = mse + coeff * sparsity + aux_coeff * aux, with the architecture's sparsity and AuxK if it uses it."""
         mse = (recon - x).pow(2).sum(-1).mean()
@@ -296,7 +323,7 @@ class SAE(nn.Module):
         sparsity, coeff = self.sparsity_loss(pre, codes)
         aux = self.aux_loss(x, recon, pre) if self.uses_auxk else zero
         loss = mse + coeff * sparsity + self.cfg.aux_coeff * aux
-        return SAEOutput(recon, codes, fired, n_active.detach(), mse, sparsity, aux, loss)
+        return SAEOutput(recon, codes, fired, n_active.detach(), mse, sparsity, aux, loss, smallest_code)
 
     def sparsity_loss(
         self, pre: Float[Tensor, "batch d_sae"], codes: Float[Tensor, "batch d_sae"] | None
@@ -314,14 +341,19 @@ class SAE(nn.Module):
         by the residual's variance so that it keeps its weight as the error shrinks; here it
         is that normalised MSE times the variance of x, i.e. in the units of `mse`, so that
         loss = mse + aux_coeff * aux weighs the two as their normalised-MSE sum does.
+        The chosen codes are re-gathered with their gradients (`ActiveCodes`), so `pre` may be
+        detached (the sparse paths) or not: the gradient is the same.
         """
         dead = self.dead_mask()
         n_aux = min(self.cfg.effective_aux_k, int(dead.sum()))
         if n_aux == 0:
             return pre.new_zeros(())
-        values, indices = pre.masked_fill(~dead, -torch.inf).topk(n_aux, dim=-1, sorted=False)
+        pre = pre.detach()
+        indices = pre.masked_fill(~dead, -torch.inf).topk(n_aux, dim=-1, sorted=False).indices
+        active = Active.of_topk(indices, self.cfg.d_sae)
+        values = torch.relu(ActiveCodes.apply(pre, active, x, self.W_enc, self.b_enc, self.b_dec))
         residual = (x - recon).detach()
-        residual_hat = self._gather_decode(torch.relu(values), indices)
+        residual_hat = ActiveDecode.apply(values, self.W_dec, active)
         err = (residual_hat - residual).pow(2).sum(-1).mean()
         scale = _total_variance(x) / _total_variance(residual).clamp(min=1e-12)
         return err * scale.detach()

@@ -10,22 +10,20 @@ can be resampled toward badly reconstructed inputs every `resample_every` steps
 
 Training runs a sparse path when the codes are sparse enough: at most RELU_SPARSE_MAX_DENSITY
 of the [batch, d_sae] codes nonzero. Then every product the loss and its gradients need is a
-sum over the active entries only (`_Active`), done with embedding_bag and a sampled matmul
-on the CSR pattern (`_ActiveCodes`, `_ActiveDecode`); the loss and gradients are the dense
+sum over the active entries only (active.py: `Active`, `ActiveCodes`, `ActiveDecode`, shared
+with TopK and BatchTopK); the loss and gradients are the dense
 path's up to float rounding.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Float
 from torch import Tensor
-from torch.nn import functional as F
 
+from interp_helpers.dictionaries.sae.active import Active, ActiveCodes, ActiveDecode
 from interp_helpers.dictionaries.sae.base import SAE, SAEOutput
 
 # relu, sparse=True: the active-entry path runs when at most this fraction of the codes is
@@ -70,11 +68,11 @@ class ReLUSAE(SAE):
         return None if active is None else self._active_relu_forward(x, pre.detach(), active)
 
     def _active_relu_forward(
-        self, x: Float[Tensor, "batch d_in"], pre: Float[Tensor, "batch d_sae"], active: _Active
+        self, x: Float[Tensor, "batch d_in"], pre: Float[Tensor, "batch d_sae"], active: Active
     ) -> SAEOutput:
-        """ReLU + L1 on the nonzero codes only; `pre` is detached, gradients go through `_ActiveCodes`."""
-        values = _ActiveCodes.apply(pre, active, x, self.W_enc, self.b_enc, self.b_dec)
-        recon = _ActiveDecode.apply(values, self.W_dec, active) + self.b_dec
+        """ReLU + L1 on the nonzero codes only; `pre` is detached, gradients go through `ActiveCodes`."""
+        values = ActiveCodes.apply(pre, active, x, self.W_enc, self.b_enc, self.b_dec)
+        recon = ActiveDecode.apply(values, self.W_dec, active) + self.b_dec
         mse = (recon - x).pow(2).sum(-1).mean()
         sparsity = torch.dot(values, self.W_dec.norm(dim=-1)[active.cols]) / x.shape[0]
         fired = torch.zeros(self.cfg.d_sae, dtype=torch.bool, device=x.device)
@@ -91,112 +89,9 @@ class ReLUSAE(SAE):
             self.resample_dead_(x, generator, optimizer)
 
 
-# ------------------------------------------------------------------ the sparse training path
-
-
-@dataclass(frozen=True)
-class _Active:
-    """The nonzero entries of a [batch, d_sae] code matrix, in row-major order, plus a column-major view.
-
-    Everything the sparse ReLU path multiplies is a sum over these entries: by row (decode,
-    x's gradient), by column (the weight gradients), or a dot product per entry (the codes'
-    gradient). embedding_bag does the first two without a [nnz, d_in] temporary; the third
-    is a sampled matmul on the CSR pattern.
-    """
-
-    rows: Int[Tensor, " nnz"]
-    cols: Int[Tensor, " nnz"]
-    row_offsets: Int[Tensor, " batch"]  # where each row's entries start
-    col_order: Int[Tensor, " nnz"]  # permutation to column-major order
-    col_offsets: Int[Tensor, " d_sae"]
-    shape: tuple[int, int]
-
-    @classmethod
-    def of(cls, mask: Bool[Tensor, "batch d_sae"]) -> _Active:
-        rows, cols = mask.nonzero().unbind(-1)
-        col_order = torch.argsort(cols, stable=True)
-        return cls(
-            rows,
-            cols,
-            _starts(torch.bincount(rows, minlength=mask.shape[0])),
-            col_order,
-            _starts(torch.bincount(cols, minlength=mask.shape[1])),
-            tuple(mask.shape),
-        )
-
-    def gather(self, dense: Float[Tensor, "batch d_sae"]) -> Float[Tensor, " nnz"]:
-        return dense.reshape(-1)[self.rows * self.shape[1] + self.cols]
-
-    def row_sum(self, values: Float[Tensor, " nnz"], table: Float[Tensor, "d_sae d"]) -> Float[Tensor, "batch d"]:
-        """out[b] = sum over b's entries (b, j) of values * table[j]: the sparse codes @ table."""
-        return F.embedding_bag(self.cols, table, self.row_offsets, per_sample_weights=values, mode="sum")
-
-    def col_sum(self, values: Float[Tensor, " nnz"], table: Float[Tensor, "batch d"]) -> Float[Tensor, "d_sae d"]:
-        """out[j] = sum over j's entries (b, j) of values * table[b]: the sparse codes' transpose @ table."""
-        return F.embedding_bag(
-            self.rows[self.col_order], table, self.col_offsets, per_sample_weights=values[self.col_order], mode="sum"
-        )
-
-    def sampled_dot(self, a: Float[Tensor, "batch d"], b: Float[Tensor, "d_sae d"]) -> Float[Tensor, " nnz"]:
-        """out[i] = a[rows[i]] . b[cols[i]]: (a @ b.T) at the entries only."""
-        crow = F.pad(self.row_offsets, (0, 1), value=self.rows.shape[0])
-        with warnings.catch_warnings():  # "CSR support is in beta": sampled_addmm is what we use, and tested
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
-            pattern = torch.sparse_csr_tensor(
-                crow, self.cols, a.new_zeros(self.rows.shape[0]), self.shape, check_invariants=False
-            )  # built from nonzero(): valid
-            return torch.sparse.sampled_addmm(pattern, a, b.T, beta=0.0).values()
-
-
-def _starts(counts: Int[Tensor, " n"]) -> Int[Tensor, " n"]:
-    """Offsets of consecutive runs of these lengths: 0, c0, c0 + c1, ..."""
-    return F.pad(counts.cumsum(0)[:-1], (1, 0))
-
-
-class _ActiveCodes(torch.autograd.Function):
-    """ReLU codes at the active entries of pre; the backward touches those entries only.
-
-    Off the active entries ReLU's gradient is zero, so W_enc's gradient centered.T @ grad_pre
-    is a column sum over nnz entries instead of a [d_in, batch] @ [batch, d_sae] matmul;
-    b_enc's is a scatter-add and b_dec's -W_enc @ b_enc's (as in `base._Encode`).
-    """
-
-    @staticmethod
-    def forward(ctx, pre, active, x, W_enc, b_enc, b_dec):
-        ctx.active = active
-        ctx.save_for_backward(x, W_enc, b_dec)
-        return active.gather(pre)
-
-    @staticmethod
-    def backward(ctx, grad_values):
-        x, W_enc, b_dec = ctx.saved_tensors
-        active = ctx.active
-        grad_b_enc = grad_values.new_zeros(W_enc.shape[1]).index_add_(0, active.cols, grad_values)
-        grad_W_enc = active.col_sum(grad_values, x - b_dec).T
-        grad_x = active.row_sum(grad_values, W_enc.T.contiguous()) if ctx.needs_input_grad[2] else None
-        return None, None, grad_x, grad_W_enc, grad_b_enc, -(W_enc @ grad_b_enc)
-
-
-class _ActiveDecode(torch.autograd.Function):
-    """Sparse codes @ W_dec, given as values at `active`; the backward touches the active entries only."""
-
-    @staticmethod
-    def forward(ctx, values, W_dec, active):
-        ctx.active = active
-        ctx.save_for_backward(values, W_dec)
-        return active.row_sum(values, W_dec)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        values, W_dec = ctx.saved_tensors
-        grad_values = ctx.active.sampled_dot(grad_out, W_dec) if ctx.needs_input_grad[0] else None
-        grad_W_dec = ctx.active.col_sum(values, grad_out) if ctx.needs_input_grad[1] else None
-        return grad_values, grad_W_dec, None
-
-
-def _sparse_enough(pre: Float[Tensor, "batch d_sae"]) -> _Active | None:
+def _sparse_enough(pre: Float[Tensor, "batch d_sae"]) -> Active | None:
     """The active entries of ReLU(pre) if at most RELU_SPARSE_MAX_DENSITY of them are nonzero, else None."""
     mask = pre > 0
     if pre.ndim != 2 or torch.count_nonzero(mask).item() > RELU_SPARSE_MAX_DENSITY * mask.numel():
         return None
-    return _Active.of(mask)
+    return Active.of(mask)
