@@ -622,7 +622,10 @@ def test_jumprelu_training_learns_thresholds():
     )
     sae, history = S.train_sae(cfg, stream, progress=False)
     assert not torch.allclose(sae.threshold, torch.full((64,), 0.05))
-    assert history[-1]["l0"] < history[0]["l0"] and history[-1]["explained_variance"] >= 0.8
+    # The small encoder starts below the thresholds (L0 1.6), L0 peaks as it grows (28.9 at step 50), then the
+    # penalty raises the thresholds (16.0 at the end; with l0_coeff 0 L0 climbs to 61 and stays).
+    peak = max(row["l0"] for row in history)
+    assert history[-1]["l0"] < 0.7 * peak and history[-1]["explained_variance"] >= 0.8
 
 
 def test_jumprelu_l0_responds_to_l0_coeff():
@@ -638,7 +641,7 @@ def test_jumprelu_l0_responds_to_l0_coeff():
         cfg = S.SAEConfig(d_in=32, d_sae=64, architecture="jumprelu", steps=300, l0_coeff=coeff)
         trained.append(S.train_sae(cfg, stream, progress=False))
     l0s = [history[-1]["l0"] for _, history in trained]
-    assert l0s[1] < 0.6 * l0s[0], l0s  # measured 13.4 -> 5.0
+    assert l0s[1] < 0.7 * l0s[0], l0s  # measured 13.4 -> 8.1 (5.0 with the encoder at full scale)
     for sae, _ in trained:
         assert sae.threshold.min() >= 0
         assert sae.threshold.mean() > 5 * sae.cfg.jumprelu_init_threshold  # measured 0.09 and 0.19 from 0.01
