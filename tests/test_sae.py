@@ -268,8 +268,6 @@ def test_sparse_forward_matches_dense_forward():
     assert sparse.codes is None
     for name in ("recon", "fired", "l0", "mse", "loss"):
         torch.testing.assert_close(getattr(sparse, name), getattr(dense, name))
-    with pytest.raises(ValueError, match="sparse=True needs architecture in"):
-        make("jumprelu")(x, sparse=True)
 
 
 @pytest.mark.parametrize("shape,k", [((64, 1024), 16), ((5, 32), 4), ((300, 512), 3)])
@@ -325,6 +323,27 @@ def test_sparse_topk_family_matches_dense_loss_and_gradients(architecture):
         torch.testing.assert_close(sparse_grads[name], grad, atol=1e-5, rtol=1e-5, msg=lambda m: f"{name}: {m}")
     positive = dense.codes[dense.codes > 0]
     torch.testing.assert_close(sparse.smallest_code, positive.min())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sparse_jumprelu_matches_dense_loss_and_gradients(seed):
+    """JumpReLU on the entries within reach of their thresholds, against the dense path, estimators included."""
+    sae = make("jumprelu", d_in=16, d_sae=128, jumprelu_bandwidth=0.2, l0_coeff=0.3, seed=seed)
+    with torch.no_grad():
+        sae.threshold.copy_(torch.rand(128, generator=gen(seed)) * 0.5 + 0.4)
+    x = torch.randn(64, 16, generator=gen(seed + 10)) * 3
+    dense, dense_grads = loss_and_all_grads(sae, x, sparse=False)
+    sparse, sparse_grads = loss_and_all_grads(sae, x, sparse=True)
+    assert sparse.codes is None and 0 < dense.l0.item() < 0.15 * 128  # sparse enough: the entry path ran
+    for name in ("recon", "fired", "l0", "mse", "sparsity", "loss"):
+        torch.testing.assert_close(getattr(sparse, name), getattr(dense, name), atol=1e-5, rtol=1e-5)
+    assert (dense_grads["threshold"] != 0).sum() > 10  # windows caught entries: the threshold check is not of zeros
+    assert set(sparse_grads) == set(dense_grads)
+    for name, grad in dense_grads.items():
+        torch.testing.assert_close(sparse_grads[name], grad, atol=1e-5, rtol=1e-5, msg=lambda m: f"{name}: {m}")
+    with torch.no_grad():
+        sae.threshold.zero_()  # now about half the entries are on: the dense path runs
+    assert sae(x, sparse=True).codes is not None
 
 
 def test_jumprelu_threshold_gradient_is_the_rectangle_kernel_estimate():

@@ -1,4 +1,4 @@
-"""Training on the active entries only: the sparse paths of ReLU, TopK, BatchTopK and Matryoshka SAEs.
+"""Training on the active entries only: the sparse paths of every SAE architecture, Matryoshka included.
 
 Once the codes are sparse, every product an SAE's loss and gradients need is a sum over the
 nonzero (row, latent) entries: decoding sums decoder rows by row, the weight gradients sum
@@ -11,7 +11,8 @@ entries (`Active`) with embedding_bag and a sampled matmul on the CSR pattern:
     recon  = sum of values x W_dec rows      `ActiveDecode`: a bag sum by row (or by (row, prefix))
 
 Which entries are active is the architecture's: ReLU's positive codes, TopK's k per row,
-BatchTopK's k x batch over the batch. A selection is piecewise constant in pre, so its
+BatchTopK's k x batch over the batch, JumpReLU's codes and the entries in its estimators'
+windows. A selection is piecewise constant in pre, so its
 gradient is the identity on the kept entries and zero elsewhere, which is what these
 functions compute. Loss and gradients equal the dense path's up to float rounding
 (tests/test_sae.py). Matryoshka prefixes are bags by (row, prefix band) (`Active.banded`).
@@ -26,6 +27,12 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from torch.nn import functional as F
+
+# ReLU and JumpReLU (whose active entries vary) run their sparse paths when at most this fraction of the
+# [batch, d_sae] entries is active, else the dense one (same loss and gradients either way). Forward + backward
+# at d_in 512, d_sae 4096, batch 4096, one CPU thread: dense 1.17 s at any density; sparse 0.45 s at density
+# 0.05, 0.68 s at 0.1, 1.11 s at 0.2, 1.96 s at 0.3.
+SPARSE_MAX_DENSITY = 0.15
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,8 @@ class Active:
     shape: tuple[int, int]
 
     @classmethod
-    def of(cls, mask: Bool[Tensor, "batch d_sae"]) -> Active:
+    def of(cls, mask: Bool[Tensor, "batch d_sae"] | Float[Tensor, "batch d_sae"]) -> Active:
+        """The nonzero entries of a mask, bool or float (a float 0/1 mask is cheaper to build on a CPU)."""
         rows, cols = mask.nonzero().unbind(-1)
         return cls.from_entries(rows, cols, tuple(mask.shape))
 

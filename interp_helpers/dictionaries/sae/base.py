@@ -46,7 +46,7 @@ from interp_helpers.dictionaries.sae.metrics import l0
 
 ARCHITECTURES: tuple[str, ...] = ("relu", "topk", "batchtopk", "jumprelu")
 # Those with a sparse training path (`SAE.forward`, active.py).
-SPARSE_ARCHITECTURES: tuple[str, ...] = ("relu", "topk", "batchtopk")
+SPARSE_ARCHITECTURES: tuple[str, ...] = ("relu", "topk", "batchtopk", "jumprelu")
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ class SAE(nn.Module):
     """
 
     architecture: ClassVar[str] = ""  # set by each subclass: its SAEConfig.architecture
-    has_sparse_path: ClassVar[bool] = False  # forward(sparse=True) allowed (relu, topk, batchtopk)
+    has_sparse_path: ClassVar[bool] = False  # forward(sparse=True) allowed (all four architectures)
     uses_auxk: ClassVar[bool] = False  # the loss includes aux_coeff * AuxK (topk, batchtopk)
     # Tied init, scaled: each latent starts reading the direction it writes, encoder columns at norm
     # `encoder_init_norm`, decoder rows at `decoder_init_norm`. Adam moves every weight by about lr a step whatever
@@ -261,11 +261,11 @@ class SAE(nn.Module):
     def forward(self, x: Float[Tensor, "batch d_in"], *, sparse: bool = False) -> SAEOutput:
         """Reconstruct `x` and compute the loss terms.
 
-        sparse=True (topk, relu) skips the dense [batch, d_sae] codes where that pays: TopK
-        decodes its k latents per row; ReLU runs on its nonzero codes only when at most
-        RELU_SPARSE_MAX_DENSITY of them are nonzero (early in training they are about half,
-        and the dense path is faster). Loss and gradients are the dense path's, up to
-        float rounding; `codes` is None when a sparse path ran.
+        sparse=True skips the dense [batch, d_sae] codes where that pays (active.py): TopK and
+        BatchTopK (training mode) always run on their kept entries; ReLU and JumpReLU only when at
+        most SPARSE_MAX_DENSITY of the entries are active (early in training about half are, and
+        the dense path is faster). Loss and gradients are the dense path's, up to float rounding;
+        `codes` is None when a sparse path ran.
         """
         if sparse and not self.has_sparse_path:
             raise ValueError(

@@ -28,6 +28,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from interp_helpers.dictionaries.sae.active import SPARSE_MAX_DENSITY, Active, ActiveCodes, ActiveDecode
 from interp_helpers.dictionaries.sae.base import SAE, SAEConfig, SAEOutput
 
 
@@ -72,6 +73,7 @@ class JumpReLUSAE(SAE):
     """pre x (pre > threshold), a learned threshold per latent; L0 penalty by straight-through estimators."""
 
     architecture = "jumprelu"
+    has_sparse_path = True
     # The small encoder of the other architectures (base.py). Issue #18, SAELens' synthetic bench at 2M tokens,
     # seed 0: with the encoder at full scale (W_dec.T) MCC stayed at 0.345 (L0 6.1, l0_coeff 1), where SAELens'
     # JumpReLU reached 0.613 (L0 3.1); at 0.1, 0.601 (L0 13.5) and 0.561 (L0 18.1, l0_coeff 0.3). L0 answers
@@ -93,15 +95,45 @@ class JumpReLUSAE(SAE):
         return _JumpReLU.apply(pre, self.threshold, self.cfg.jumprelu_bandwidth)[1], self.cfg.l0_coeff
 
     def forward(self, x: Float[Tensor, "batch d_in"], *, sparse: bool = False) -> SAEOutput:
-        """SAE.forward's loss, mse + l0_coeff x L0, with codes and L0 from one pass of `_JumpReLU`."""
-        if sparse:
-            return super().forward(x, sparse=True)  # raises: no sparse path
-        codes, l0_estimate = _JumpReLU.apply(self.pre_acts(x), self.threshold, self.cfg.jumprelu_bandwidth)
+        """SAE.forward's loss, mse + l0_coeff x L0, with codes and L0 from one pass of `_JumpReLU`.
+
+        sparse=True runs on the entries within reach of their thresholds (z > threshold - bandwidth / 2: the
+        codes and the estimators' windows) when at most SPARSE_MAX_DENSITY of them are, else densely.
+        """
+        pre = self.pre_acts(x)
+        if sparse and x.ndim == 2:
+            out = self._sparse_jump_forward(x, pre.detach())
+            if out is not None:
+                return out
+        codes, l0_estimate = _JumpReLU.apply(pre, self.threshold, self.cfg.jumprelu_bandwidth)
         recon = self.decode(codes)
         mse = (recon - x).pow(2).sum(-1).mean()
         fired = codes.detach().reshape(-1, codes.shape[-1]).amax(0) > 0  # codes >= 0 (thresholds are kept >= 0)
         loss = mse + self.cfg.l0_coeff * l0_estimate
         return SAEOutput(recon, codes, fired, l0_estimate.detach(), mse, l0_estimate, mse.new_zeros(()), loss)
+
+    def _sparse_jump_forward(
+        self, x: Float[Tensor, "batch d_in"], pre: Float[Tensor, "batch d_sae"]
+    ) -> SAEOutput | None:
+        """The dense forward's loss and gradients from the entries that can have any (active.py), or None.
+
+        An entry below threshold - bandwidth / 2 is off and outside both windows, so it adds nothing to the
+        codes, the L0 count or any gradient. The rest go through `_JumpReLU` one by one, each with its
+        latent's threshold gathered (the gather's backward sums the threshold's gradient per latent).
+        """
+        bandwidth = self.cfg.jumprelu_bandwidth
+        reach = (pre - (self.threshold.detach() - bandwidth / 2)).relu_().sign_()
+        if reach.sum().item() > SPARSE_MAX_DENSITY * reach.numel():
+            return None
+        active = Active.of(reach)
+        z = ActiveCodes.apply(pre, active, x, self.W_enc, self.b_enc, self.b_dec)
+        codes, l0_sum = _JumpReLU.apply(z, self.threshold[active.cols], bandwidth)
+        l0_estimate = l0_sum / x.shape[0]
+        recon = ActiveDecode.apply(codes, self.W_dec, active) + self.b_dec
+        mse = (recon - x).pow(2).sum(-1).mean()
+        loss = mse + self.cfg.l0_coeff * l0_estimate
+        fired = active.fired(codes)
+        return SAEOutput(recon, None, fired, l0_estimate.detach(), mse, l0_estimate, mse.new_zeros(()), loss)
 
     @torch.no_grad()
     def after_step_(

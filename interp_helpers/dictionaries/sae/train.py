@@ -13,7 +13,7 @@ Adam (0.9, 0.999) with optional linear warmup, the decoder at `decoder_lr_scale`
 and once at the end `sae.finish_training_(last batches)`: ReLU folds its free decoder norms into
 unit rows, BatchTopK sets its eval threshold under the final weights.
 
-TopK and ReLU train on their sparse paths (`SAE.forward(sparse=True)`).
+Every architecture trains on its sparse path where it pays (`SAE.forward(sparse=True)`, active.py).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def train_sae(
     skipped for relu's free rows), update dead-latent counters
     (and the BatchTopK threshold), resample dead latents (relu, every `resample_every` steps).
     At the end, `sae.finish_training_` on the last FINISH_ROWS or more training rows (relu:
-    unit decoder rows; batchtopk: the eval threshold). TopK and ReLU train with
+    unit decoder rows; batchtopk: the eval threshold). Every architecture trains with
     `sparse=True` (see `SAE.forward`). Training stops early if `batches` runs out. History
     rows, every `log_every` steps and at the last: step, loss, mse, explained_variance, l0,
     dead_fraction, all on that step's batch. Bit-identical for a seed and the same batches
