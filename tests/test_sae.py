@@ -53,6 +53,7 @@ def superposition(n_features: int = 64, d_in: int = 32, p: float = 0.05, batch: 
         ("jumprelu_bandwidth", 0.0),
         ("dead_tokens", 0),
         ("resample_every", -1),
+        ("grad_clip", 0.0),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(field, value):
@@ -189,6 +190,20 @@ def test_decoder_rows_unit_norm_after_a_training_step():
     assert not torch.allclose(sae.W_dec, S.SAE(cfg).W_dec)  # the step moved it
     assert [row["step"] for row in history] == [0]
     assert set(history[0]) == {"step", "loss", "mse", "explained_variance", "l0", "dead_fraction"}
+
+
+def test_grad_clip_defaults_and_effect():
+    """ReLU clips the gradient norm to 1 by default (as SAELens' trainer does), others not; clipping changes a run."""
+    assert S.ReLUSAE.default_grad_clip == 1.0 and S.TopKSAE.default_grad_clip is None
+    _, stream = superposition(d_in=16, n_features=24, batch=64, seed=2)
+    batches = [next(stream) * 20 for _ in range(6)]  # large inputs: gradient norms far above 1
+    trained = {}
+    for clip in (1e-3, 1e9, None):
+        cfg = S.SAEConfig(d_in=16, d_sae=32, architecture="topk", k=3, steps=6, grad_clip=clip)
+        trained[clip] = S.train_sae(cfg, iter(batches), progress=False)[0].state_dict()
+    for name, tensor in trained[None].items():
+        torch.testing.assert_close(trained[1e9][name], tensor, rtol=0, atol=0)  # a clip never reached: no change
+    assert not torch.allclose(trained[1e-3]["W_enc"], trained[None]["W_enc"])
 
 
 def test_decoder_lr_scale_moves_only_the_decoder():

@@ -77,6 +77,7 @@ class SAEConfig:
     threshold_beta: float = 0.99  # batchtopk: EMA decay of the eval threshold estimate
     lr: float = 1e-3
     decoder_lr_scale: float | None = None  # W_dec's lr is this x lr; None: the architecture's (1; see base.py)
+    grad_clip: float | None = None  # max global gradient norm per step; None: the architecture's (relu 1, else none)
     warmup_steps: int = 0  # linear lr warmup; 0 = none
     batch_size: int = 1024  # rows per batch, for `iterate_batches` (train_sae takes whatever batches come)
     steps: int = 2000
@@ -101,6 +102,8 @@ class SAEConfig:
         check_range("SAEConfig.lr", self.lr, 0.0, 10.0, low_inclusive=False)
         if self.decoder_lr_scale is not None:
             check_range("SAEConfig.decoder_lr_scale", self.decoder_lr_scale, 0.0, 1000.0, low_inclusive=False)
+        if self.grad_clip is not None:
+            check_range("SAEConfig.grad_clip", self.grad_clip, 0.0, None, low_inclusive=False)
         check_range("SAEConfig.warmup_steps", self.warmup_steps, 0, 10_000_000)
         check_range("SAEConfig.batch_size", self.batch_size, 1, 10_000_000)
         check_range("SAEConfig.steps", self.steps, 0, 100_000_000)
@@ -194,6 +197,8 @@ class SAE(nn.Module):
     # 0.77, 0.50 at 1x against 0.86, 0.64, 0.51 at 3x; default 0.70 at 256 latents at 3x, 0.88 before either
     # change), so the default stays 1 and `decoder_lr_scale` is there to try it.
     default_decoder_lr_scale: ClassVar[float] = 1.0
+    # The global gradient norm is clipped to this before each step unless cfg.grad_clip says otherwise (None: never).
+    default_grad_clip: ClassVar[float | None] = None
     _registry: ClassVar[dict[str, type[SAE]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -50,6 +50,11 @@ class ReLUSAE(SAE):
     # tests/test_sae.py::test_relu_survives_a_strong_l1 fails with unit rows.
     unit_decoder_rows = False
     decoder_init_norm = 0.1
+    # SAELens' trainer clips the gradient norm to 1. With Adam a constant factor changes nothing; what clipping does
+    # is damp the first steps, whose L1 gradients on every latent are the largest of the run, in Adam's second
+    # moments. Issue #18, SAELens' synthetic bench at 2M tokens, seed 0, MCC at L0 16 (interpolated): 0.773 without,
+    # 0.783 with (SAELens 0.785); at l1_coeff 1.7, L0 15.1 -> 14.7 and MCC 0.762 -> 0.772.
+    default_grad_clip = 1.0
 
     def _activate(self, pre: Float[Tensor, "batch d_sae"]) -> Float[Tensor, "batch d_sae"]:
         return torch.relu(pre)

@@ -6,6 +6,7 @@ Adam (0.9, 0.999) with optional linear warmup, the decoder at `decoder_lr_scale`
 
     loss = forward(x).loss; backward
     remove the decoder gradient parallel to each row      (the rows are renormalised anyway)
+    clip the gradient norm                                (ReLU: to 1, as SAELens does; see relu.py)
     Adam step; renormalise decoder rows to unit norm
     update dead-latent counters
     sae.after_step_(...)                                  BatchTopK's threshold, ReLU's resampling
@@ -94,6 +95,7 @@ def train_sae(
     for group in optimizer.param_groups:
         group["lr"] = group["base_lr"]
     sparse = sae.has_sparse_path
+    grad_clip = cfg.grad_clip if cfg.grad_clip is not None else sae.default_grad_clip
     bar = tqdm(
         range(cfg.steps),
         desc=f"training {cfg.architecture} SAE {cfg.d_in}->{cfg.d_sae}",
@@ -121,6 +123,8 @@ def train_sae(
             out.loss.backward()
             if sae.unit_decoder_rows:
                 sae.remove_parallel_grad_()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(sae.parameters(), grad_clip)
             optimizer.step()
             if sae.unit_decoder_rows:
                 sae.set_decoder_norm_to_unit_()
