@@ -193,8 +193,9 @@ def test_decoder_rows_unit_norm_after_a_training_step():
 
 
 def test_grad_clip_defaults_and_effect():
-    """ReLU clips the gradient norm to 1 by default (as SAELens' trainer does), others not; clipping changes a run."""
-    assert S.ReLUSAE.default_grad_clip == 1.0 and S.TopKSAE.default_grad_clip is None
+    """ReLU and JumpReLU clip the gradient norm to 1 by default (as SAELens does), others not; clipping matters."""
+    assert S.ReLUSAE.default_grad_clip == S.JumpReLUSAE.default_grad_clip == 1.0
+    assert S.TopKSAE.default_grad_clip is None and S.BatchTopKSAE.default_grad_clip is None
     _, stream = superposition(d_in=16, n_features=24, batch=64, seed=2)
     batches = [next(stream) * 20 for _ in range(6)]  # large inputs: gradient norms far above 1
     trained = {}

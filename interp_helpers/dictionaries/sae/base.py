@@ -77,7 +77,7 @@ class SAEConfig:
     threshold_beta: float = 0.99  # batchtopk: EMA decay of the eval threshold estimate
     lr: float = 1e-3
     decoder_lr_scale: float | None = None  # W_dec's lr is this x lr; None: the architecture's (1; see base.py)
-    grad_clip: float | None = None  # max global gradient norm per step; None: the architecture's (relu 1, else none)
+    grad_clip: float | None = None  # max global gradient norm per step; None: the architecture's (relu, jumprelu 1)
     warmup_steps: int = 0  # linear lr warmup; 0 = none
     batch_size: int = 1024  # rows per batch, for `iterate_batches` (train_sae takes whatever batches come)
     steps: int = 2000

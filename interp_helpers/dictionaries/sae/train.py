@@ -6,7 +6,7 @@ Adam (0.9, 0.999) with optional linear warmup, the decoder at `decoder_lr_scale`
 
     loss = forward(x).loss; backward
     remove the decoder gradient parallel to each row      (the rows are renormalised anyway)
-    clip the gradient norm                                (ReLU: to 1, as SAELens does; see relu.py)
+    clip the gradient norm                                (ReLU, JumpReLU: to 1, as SAELens does; relu.py)
     Adam step; renormalise decoder rows to unit norm
     update dead-latent counters
     sae.after_step_(...)                                  BatchTopK's threshold, ReLU's resampling
