@@ -118,11 +118,12 @@ def matryoshka_forward(
 ) -> MatryoshkaOutput:
     """Codes, full reconstruction and the Matryoshka loss of `sae` on `x` (train or eval mode as `sae` is).
 
-    In training mode the SAE's sparse selection (`SAE.sparse_select`, active.py) gives the active
-    entries, and one bag sum per (row, prefix band) decodes every band at once: band i holds latents
-    [m_{i-1}, m_i), so recon_i is b_dec plus the cumulative sum of the bands up to i, at a cost of
-    nnz x d_in for all prefixes together. In eval mode (BatchTopK's threshold) codes are dense and
-    decoded cumulatively, recon_i = recon_{i-1} + codes[:, m_{i-1}:m_i] @ W_dec[m_{i-1}:m_i].
+    Where the SAE has a sparse selection (`SAE.sparse_select`, active.py: TopK, and BatchTopK in
+    training mode) it gives the active entries, and one bag sum per (row, prefix band) decodes every
+    band at once: band i holds latents [m_{i-1}, m_i), so recon_i is b_dec plus the cumulative sum of
+    the bands up to i, at a cost of nnz x d_in for all prefixes together. Otherwise (BatchTopK's eval
+    threshold) codes are dense and decoded cumulatively, recon_i = recon_{i-1} + codes[:, m_{i-1}:m_i]
+    @ W_dec[m_{i-1}:m_i].
     """
     check_choice("reduction", reduction, REDUCTIONS)
     if sae.cfg.architecture not in ARCHITECTURES:
@@ -133,7 +134,7 @@ def matryoshka_forward(
         raise ValueError(f"prefixes {prefixes!r} must increase strictly and end at d_sae={sae.cfg.d_sae}")
     pre = sae.pre_acts(x)
     errors = []
-    selected = sae.sparse_select(x, pre.detach()) if sae.training and x.ndim == 2 else None
+    selected = sae.sparse_select(x, pre.detach()) if x.ndim == 2 else None
     if selected is not None:  # the SAE's own selection, so the two losses select alike
         active, values = selected
         band_of_latent = torch.bucketize(
@@ -144,19 +145,8 @@ def matryoshka_forward(
         errors = list((recons - x[:, None]).pow(2).sum(-1).mean(0).unbind())
         recon = recons[:, -1]
         codes = None
-        kept = values.detach()[values.detach() > 0]
         fired = active.fired(values)
-        n_active = recon.new_tensor(kept.numel() / x.shape[0])
-        smallest = kept.min() if kept.numel() else None
-    elif sae.cfg.architecture == "topk":
-        values, indices = sae._topk(pre)
-        for m in prefixes:
-            recon = sae.decode_sparse(values * (indices < m), indices)
-            errors.append((recon - x).pow(2).sum(-1).mean())
-        codes, smallest = None, None
-        fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=x.device)
-        fired[indices[values > 0]] = True
-        n_active = (values > 0).sum(-1).float().mean()
+        n_active, smallest = active.kept(values)
     else:
         codes = sae._activate(pre)  # batch-wide selection in train mode, the threshold in eval mode
         recon = sae.b_dec.expand_as(x)

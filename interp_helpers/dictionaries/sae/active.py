@@ -98,6 +98,12 @@ class Active:
         """Latents with a nonzero value at some entry."""
         return torch.bincount(self.cols[values.detach() != 0], minlength=self.shape[1]) > 0
 
+    def kept(self, values: Float[Tensor, " nnz"]) -> tuple[Float[Tensor, ""], Float[Tensor, ""] | None]:
+        """(mean nonzero values per batch row, the smallest positive value or None): L0 and BatchTopK's threshold."""
+        positive = values.detach()[values.detach() > 0]
+        n_active = positive.new_tensor(positive.numel() / self.row_offsets.shape[0])
+        return n_active, positive.min() if positive.numel() else None
+
     def gather(self, dense: Float[Tensor, "batch d_sae"]) -> Float[Tensor, " nnz"]:
         return dense.reshape(-1)[self.rows * self.shape[1] + self.cols]
 

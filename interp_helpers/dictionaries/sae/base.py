@@ -298,9 +298,7 @@ class SAE(nn.Module):
             return None
         active, values = selected
         recon = ActiveDecode.apply(values, self.W_dec, active) + self.b_dec
-        kept = values.detach()[values.detach() > 0]
-        n_active = recon.new_tensor(kept.numel() / x.shape[0])
-        smallest = kept.min() if kept.numel() else None
+        n_active, smallest = active.kept(values)
         return self._output(x, pre, recon, None, active.fired(values), n_active, smallest)
 
     def sparse_select(
