@@ -384,13 +384,13 @@ def test_total_effects_by_patching_equal_the_knockout(zoo):
     model, _, clean, abc = zoo
     effects = ioi_circuit.knockout(model, clean, abc, [])
     fast = ioi_circuit.total_effects(model, clean, abc, progress=False)
-    assert fast.logit_diff == pytest.approx(effects.logit_diff, abs=1e-5)
-    torch.testing.assert_close(fast.head_total, effects.head_total, atol=1e-4, rtol=0)
-    torch.testing.assert_close(fast.mlp_total, effects.mlp_total, atol=1e-4, rtol=0)
+    assert float(fast.logit_diff) == pytest.approx(ioi.logit_diff(model(clean.tokens), clean).mean().item(), abs=1e-5)
+    torch.testing.assert_close(fast.head_total, effects.head_total, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.mlp_total, effects.mlp_total, atol=1e-5, rtol=0)
     some = ioi_circuit.total_effects(model, clean, abc, layers=[2, 0], progress=False)
     assert some.head_total[[1, 3]].isnan().all() and some.mlp_total[[1, 3]].isnan().all()
-    torch.testing.assert_close(some.head_total[[0, 2]], effects.head_total[[0, 2]], atol=1e-4, rtol=0)
-    torch.testing.assert_close(some.mlp_total[[0, 2]], effects.mlp_total[[0, 2]], atol=1e-4, rtol=0)
+    torch.testing.assert_close(some.head_total[[0, 2]], effects.head_total[[0, 2]], atol=1e-5, rtol=0)
+    torch.testing.assert_close(some.mlp_total[[0, 2]], effects.mlp_total[[0, 2]], atol=1e-5, rtol=0)
     assert ioi_circuit.key_head(model, clean, abc, some) == (0, 1)  # the recent-name mover; NaN heads passed over
 
 

@@ -400,8 +400,8 @@ def path_patch_all_mlps(
     freeze_mlps: bool = True,
 ) -> Float[Tensor, " layer"]:
     """path_patch from each MLP alone into `receivers`; NaN where no receiver reads the MLP."""
-    senders: list[Sender] = [(l, None) for l in range(model.cfg.n_layers)]
-    return _grid(model, clean_tokens, corrupted_tokens, receivers, metric, senders, sender_pos, freeze_mlps)
+    layers = range(model.cfg.n_layers)
+    return path_patch_mlps(model, clean_tokens, corrupted_tokens, layers, receivers, metric, sender_pos, freeze_mlps)
 
 
 def path_patch_mlps(

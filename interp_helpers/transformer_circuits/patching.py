@@ -720,7 +720,7 @@ def _n_kv_heads(model: HookedTransformer) -> int:
     return model.cfg.n_key_value_heads if model.cfg.n_key_value_heads is not None else model.cfg.n_heads
 
 
-def _layers(model: HookedTransformer, layers: Sequence[int] | None) -> list[int]:
+def chosen_layers(model: HookedTransformer, layers: Sequence[int] | None) -> list[int]:
     """The layers a kind patches: every layer by default; the others' rows of the result are NaN."""
     if layers is None:
         return list(range(model.cfg.n_layers))
@@ -748,7 +748,7 @@ def _by_pos(
     progress: bool,
     layers: Sequence[int] | None = None,
 ) -> Tensor:
-    chosen, n_pos = _layers(model, layers), corrupted_tokens.shape[1]
+    chosen, n_pos = chosen_layers(model, layers), corrupted_tokens.shape[1]
     sites = [Site.of(name, layer, pos=pos) for layer in chosen for pos in range(n_pos)]
     values = patch_sites(model, corrupted_tokens, clean_cache, metric, sites, max_batch, progress)
     return _grid(model, values, chosen, (n_pos,))
@@ -765,7 +765,7 @@ def _head_all_pos(
     progress: bool,
     layers: Sequence[int] | None = None,
 ) -> Tensor:
-    chosen = _layers(model, layers)
+    chosen = chosen_layers(model, layers)
     sites = [Site.of(name, layer, head=head) for layer in chosen for head in range(n_heads)]
     values = patch_sites(model, corrupted_tokens, clean_cache, metric, sites, max_batch, progress)
     return _grid(model, values, chosen, (n_heads,))
@@ -895,7 +895,7 @@ def attn_head_out_by_pos(
     layers: Sequence[int] | None = None,
 ) -> Float[Tensor, "layer pos head_index"]:
     """Patch each head's output (hook_z) at each position (TL: get_act_patch_attn_head_out_by_pos)."""
-    chosen, n_pos, n_heads = _layers(model, layers), corrupted_tokens.shape[1], model.cfg.n_heads
+    chosen, n_pos, n_heads = chosen_layers(model, layers), corrupted_tokens.shape[1], model.cfg.n_heads
     sites = [
         Site.of("z", layer, pos=pos, head=head) for layer in chosen for pos in range(n_pos) for head in range(n_heads)
     ]
