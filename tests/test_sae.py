@@ -676,7 +676,7 @@ def test_jumprelu_l0_responds_to_l0_coeff():
         cfg = S.SAEConfig(d_in=32, d_sae=64, architecture="jumprelu", steps=300, l0_coeff=coeff)
         trained.append(S.train_sae(cfg, stream, progress=False))
     l0s = [history[-1]["l0"] for _, history in trained]
-    assert l0s[1] < 0.7 * l0s[0], l0s  # measured 13.4 -> 8.1 (5.0 with the encoder at full scale)
+    assert l0s[1] < 0.6 * l0s[0], l0s  # measured 13.1 -> 3.8 (gradients clipped; 8.1 unclipped)
     for sae, _ in trained:
         assert sae.threshold.min() >= 0
         assert sae.threshold.mean() > 5 * sae.cfg.jumprelu_init_threshold  # measured 0.09 and 0.19 from 0.01
